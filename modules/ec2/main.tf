@@ -1,0 +1,228 @@
+locals {
+  # GPUs per instance of the NVIDIA types vLLM is usually run on; tensor_parallel_size is
+  # checked against it. Types missing here are not checked (AWS adds new ones often).
+  gpu_counts = {
+    "g4dn.xlarge" = 1, "g4dn.2xlarge" = 1, "g4dn.4xlarge" = 1, "g4dn.8xlarge" = 1, "g4dn.16xlarge" = 1, "g4dn.12xlarge" = 4, "g4dn.metal" = 8,
+    "g5.xlarge"   = 1, "g5.2xlarge" = 1, "g5.4xlarge" = 1, "g5.8xlarge" = 1, "g5.16xlarge" = 1, "g5.12xlarge" = 4, "g5.24xlarge" = 4, "g5.48xlarge" = 8,
+    "g6.xlarge"   = 1, "g6.2xlarge" = 1, "g6.4xlarge" = 1, "g6.8xlarge" = 1, "g6.16xlarge" = 1, "g6.12xlarge" = 4, "g6.24xlarge" = 4, "g6.48xlarge" = 8,
+    "g6e.xlarge"  = 1, "g6e.2xlarge" = 1, "g6e.4xlarge" = 1, "g6e.8xlarge" = 1, "g6e.16xlarge" = 1, "g6e.12xlarge" = 4, "g6e.24xlarge" = 4, "g6e.48xlarge" = 8,
+    "p3.2xlarge"  = 1, "p3.8xlarge" = 4, "p3.16xlarge" = 8, "p4d.24xlarge" = 8, "p4de.24xlarge" = 8, "p5.48xlarge" = 8, "p5e.48xlarge" = 8,
+  }
+  gpu_count = lookup(local.gpu_counts, var.instance_type, null)
+
+  ami_ssm_parameter = coalesce(var.ami_ssm_parameter, var.use_gpu
+    ? "/aws/service/deeplearning/ami/x86_64/base-oss-nvidia-driver-gpu-ubuntu-22.04/latest/ami-id"
+    : "/aws/service/canonical/ubuntu/server/22.04/stable/current/amd64/hvm/ebs-gp2/ami-id"
+  )
+  ami_id = var.ami_id != null ? var.ami_id : data.aws_ssm_parameter.ami[0].insecure_value
+
+  # NGINX gives the proxy a margin over its own budget, so that the proxy's 504 (OpenAI
+  # error shape) reaches the client instead of NGINX cutting the connection first.
+  nginx_timeout_margin = 30
+}
+
+data "aws_ssm_parameter" "ami" {
+  count = var.ami_id == null ? 1 : 0
+  name  = local.ami_ssm_parameter
+}
+
+# --- rendered scripts ---------------------------------------------------------------------
+
+locals {
+  data_mount = "/opt/models"
+  vllm_port  = 8000
+
+  # Non-secret settings every script reads from inference.env (values only; secrets are
+  # fetched from SSM on the host at boot).
+  config = {
+    NAME                 = var.name
+    AWS_REGION           = var.region
+    SCRIPTS_BUCKET       = var.scripts_bucket_name
+    USE_GPU              = tostring(var.use_gpu)
+    MODEL_ID             = var.vllm.model_id
+    VLLM_IMAGE           = var.vllm.image
+    VLLM_PORT            = tostring(local.vllm_port)
+    VLLM_STARTUP_TIMEOUT = tostring(var.vllm.startup_timeout)
+    PROXY_IMAGE          = var.proxy_image_uri
+    ECR_REGISTRY         = split("/", var.proxy_image_uri)[0]
+    APP_PORT             = tostring(var.proxy.port)
+    HF_TOKEN_PARAMETER   = var.hf_token_parameter_name
+    API_KEYS_PARAMETER   = var.api_keys_parameter_name
+    ENABLE_HTTPS         = tostring(var.https.enabled)
+    DOMAIN_NAME          = coalesce(var.https.domain_name, "")
+    ACME_EMAIL           = coalesce(var.https.acme_email, "")
+    ACME_SERVER          = var.https.acme_server
+    DATA_MOUNT           = local.data_mount
+  }
+
+  template_vars = {
+    name                       = var.name
+    use_gpu                    = var.use_gpu
+    model_id                   = var.vllm.model_id
+    vllm_image                 = var.vllm.image
+    vllm_port                  = local.vllm_port
+    max_model_len              = var.vllm.max_model_len
+    gpu_memory_utilization     = var.vllm.gpu_memory_utilization
+    tensor_parallel_size       = var.vllm.tensor_parallel_size
+    extra_vllm_args            = join("", [for arg in var.vllm.extra_args : " ${arg}"])
+    vllm_startup_timeout       = var.vllm.startup_timeout
+    proxy_image                = var.proxy_image_uri
+    app_port                   = var.proxy.port
+    default_timeout            = var.proxy.default_timeout
+    max_timeout                = var.proxy.max_timeout
+    max_concurrency            = var.proxy.max_concurrency
+    max_body_bytes             = var.proxy.max_body_bytes
+    nginx_default_read_timeout = var.proxy.default_timeout + local.nginx_timeout_margin
+    nginx_max_read_timeout     = var.proxy.max_timeout + local.nginx_timeout_margin
+    enable_https               = var.https.enabled
+    domain_name                = coalesce(var.https.domain_name, "_")
+    data_mount                 = local.data_mount
+    watchdog_interval          = var.watchdog_interval
+  }
+
+  # File name on the instance => template. Every file lands in /opt/inference/scripts.
+  script_templates = merge(
+    {
+      "lib.sh"                     = "lib.sh.tftpl"
+      "main-setup.sh"              = "main-setup.sh.tftpl"
+      "setup-packages.sh"          = "setup-packages.sh.tftpl"
+      "setup-docker.sh"            = "setup-docker.sh.tftpl"
+      "setup-gpu-driver.sh"        = "setup-gpu-driver.sh.tftpl"
+      "setup-data-volume.sh"       = "setup-data-volume.sh.tftpl"
+      "setup-secrets.sh"           = "setup-secrets.sh.tftpl"
+      "setup-services.sh"          = "setup-services.sh.tftpl"
+      "setup-nginx.sh"             = "setup-nginx.sh.tftpl"
+      "ecr-login.sh"               = "ecr-login.sh.tftpl"
+      "wait-for-vllm.sh"           = "wait-for-vllm.sh.tftpl"
+      "health-watchdog.sh"         = "health-watchdog.sh.tftpl"
+      "recovery.sh"                = "recovery.sh.tftpl"
+      "check-services.sh"          = "check-services.sh.tftpl"
+      "vllm.service"               = "vllm.service.tftpl"
+      "inference-proxy.service"    = "inference-proxy.service.tftpl"
+      "inference-watchdog.service" = "inference-watchdog.service.tftpl"
+      "inference-watchdog.timer"   = "inference-watchdog.timer.tftpl"
+      "inference-recovery.service" = "inference-recovery.service.tftpl"
+      "nginx-site.conf"            = "nginx-site.conf.tftpl"
+    },
+    var.https.enabled ? {
+      "setup-certbot.sh"             = "setup-certbot.sh.tftpl"
+      "nginx-acme.conf"              = "nginx-acme.conf.tftpl"
+      "inference-cert-renew.service" = "inference-cert-renew.service.tftpl"
+      "inference-cert-renew.timer"   = "inference-cert-renew.timer.tftpl"
+    } : {},
+  )
+
+  script_contents = merge(
+    { for file, template in local.script_templates : file => templatefile("${path.module}/templates/${template}", local.template_vars) },
+    { "inference.env" = templatefile("${path.module}/templates/inference.env.tftpl", { config = local.config }) },
+  )
+  script_names = sort(keys(local.script_contents))
+
+  # The bootstrap concatenates the fetched files in this order and compares the hash, so it
+  # waits for exactly this version of the scripts (S3 objects are uploaded after the
+  # instance may already be booting).
+  scripts_sha256 = sha256(join("", [for file in local.script_names : local.script_contents[file]]))
+
+  user_data = templatefile("${path.module}/templates/bootstrap.sh.tftpl", {
+    bucket           = var.scripts_bucket_name
+    region           = var.region
+    script_names     = join(" ", local.script_names)
+    scripts_sha256   = local.scripts_sha256
+    instance_version = var.instance_version
+  })
+}
+
+# --- instance -----------------------------------------------------------------------------
+
+# replace_triggered_by needs a resource: this one changes only when instance_version does.
+resource "terraform_data" "instance_version" {
+  input = var.instance_version
+}
+
+resource "aws_instance" "this" {
+  #checkov:skip=CKV_AWS_88:The instance must be reachable; it takes no public IP from the subnet but gets an Elastic IP.
+  ami                    = local.ami_id
+  instance_type          = var.instance_type
+  subnet_id              = var.subnet_id
+  vpc_security_group_ids = [aws_security_group.this.id]
+  iam_instance_profile   = aws_iam_instance_profile.this.name
+  key_name               = var.key_name
+  ebs_optimized          = true
+  monitoring             = true
+
+  # A change of the scripts shows up here as an in-place update; the per-boot recovery
+  # script applies it. Replacement is instance_version's job alone.
+  user_data                   = local.user_data
+  user_data_replace_on_change = false
+
+  metadata_options {
+    http_endpoint               = "enabled"
+    http_tokens                 = "required"
+    http_put_response_hop_limit = 1
+    instance_metadata_tags      = "disabled"
+  }
+
+  root_block_device {
+    volume_type           = "gp3"
+    volume_size           = var.root_volume_size
+    encrypted             = true
+    kms_key_id            = var.volume_kms_key_id
+    delete_on_termination = true
+  }
+
+  tags = merge(var.tags, { Name = var.name })
+
+  lifecycle {
+    create_before_destroy = true
+    replace_triggered_by  = [terraform_data.instance_version]
+    # A newer AMI behind the SSM parameter must not replace a running instance; it is
+    # picked up at the next instance_version bump.
+    ignore_changes = [ami]
+
+    precondition {
+      condition     = !var.https.enabled || var.https.domain_name != null
+      error_message = "HTTPS needs a domain name: set domain_name (and a Route53 zone) when enable_https is true."
+    }
+    precondition {
+      condition     = !var.https.enabled || var.https.acme_email != null
+      error_message = "HTTPS needs acme_email: Let's Encrypt sends certificate expiry notices there."
+    }
+    precondition {
+      condition     = var.proxy.max_timeout >= var.proxy.default_timeout
+      error_message = "max_proxy_timeout must be greater than or equal to default_proxy_timeout."
+    }
+    precondition {
+      condition     = var.use_gpu || var.vllm.tensor_parallel_size == 1
+      error_message = "tensor_parallel_size must be 1 without a GPU (use_gpu = false)."
+    }
+    precondition {
+      condition     = local.gpu_count == null || var.vllm.tensor_parallel_size <= coalesce(local.gpu_count, 0)
+      error_message = "tensor_parallel_size (${var.vllm.tensor_parallel_size}) exceeds the ${coalesce(local.gpu_count, 0)} GPU(s) of ${var.instance_type}."
+    }
+    precondition {
+      condition     = length(local.user_data) <= 16384
+      error_message = "The rendered bootstrap user_data exceeds EC2's 16 KB limit."
+    }
+  }
+}
+
+# --- model cache volume: survives instance replacement ------------------------------------
+
+resource "aws_ebs_volume" "data" {
+  availability_zone = var.availability_zone
+  type              = "gp3"
+  size              = var.data_volume_size
+  encrypted         = true
+  kms_key_id        = var.volume_kms_key_id
+
+  tags = merge(var.tags, { Name = "${var.name}-models" })
+}
+
+resource "aws_volume_attachment" "data" {
+  device_name = "/dev/sdf"
+  volume_id   = aws_ebs_volume.data.id
+  instance_id = aws_instance.this.id
+  # On replacement the old instance is stopped before the volume moves, so the file
+  # system is unmounted cleanly.
+  stop_instance_before_detaching = true
+}

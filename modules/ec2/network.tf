@@ -1,0 +1,65 @@
+resource "aws_security_group" "this" {
+  name_prefix = "${var.name}-"
+  description = "Inference endpoint ${var.name}: HTTP(S) from allowed_cidr_blocks, SSH only from ssh_cidr_blocks"
+  vpc_id      = var.vpc_id
+
+  tags = merge(var.tags, { Name = var.name })
+
+  lifecycle {
+    create_before_destroy = true
+  }
+}
+
+resource "aws_vpc_security_group_ingress_rule" "http" {
+  #checkov:skip=CKV_AWS_260:Port 80 serves the ACME HTTP-01 challenge and redirects to HTTPS (or is the API when HTTPS is off); the CIDRs are the user's choice.
+  for_each = toset(var.allowed_cidr_blocks)
+
+  security_group_id = aws_security_group.this.id
+  description       = "HTTP from ${each.value}"
+  cidr_ipv4         = each.value
+  ip_protocol       = "tcp"
+  from_port         = 80
+  to_port           = 80
+}
+
+resource "aws_vpc_security_group_ingress_rule" "https" {
+  for_each = var.https.enabled ? toset(var.allowed_cidr_blocks) : toset([])
+
+  security_group_id = aws_security_group.this.id
+  description       = "HTTPS from ${each.value}"
+  cidr_ipv4         = each.value
+  ip_protocol       = "tcp"
+  from_port         = 443
+  to_port           = 443
+}
+
+resource "aws_vpc_security_group_ingress_rule" "ssh" {
+  for_each = toset(var.ssh_cidr_blocks)
+
+  security_group_id = aws_security_group.this.id
+  description       = "SSH from ${each.value}"
+  cidr_ipv4         = each.value
+  ip_protocol       = "tcp"
+  from_port         = 22
+  to_port           = 22
+}
+
+resource "aws_vpc_security_group_egress_rule" "all" {
+  security_group_id = aws_security_group.this.id
+  description       = "Package mirrors, container registries, Hugging Face, and the S3/SSM/ECR APIs"
+  cidr_ipv4         = "0.0.0.0/0"
+  ip_protocol       = "-1"
+}
+
+resource "aws_eip" "this" {
+  domain = "vpc"
+
+  tags = merge(var.tags, { Name = var.name })
+}
+
+# A separate association (not aws_eip.instance) so that the address survives a
+# replacement: only the association moves to the new instance.
+resource "aws_eip_association" "this" {
+  allocation_id = aws_eip.this.allocation_id
+  instance_id   = aws_instance.this.id
+}

@@ -1,0 +1,28 @@
+data "aws_route53_zone" "this" {
+  count = var.zone_id == null ? 1 : 0
+
+  name         = var.zone_name
+  private_zone = false
+
+  lifecycle {
+    precondition {
+      condition     = var.zone_name != null
+      error_message = "Set zone_id or zone_name: the record needs an existing public hosted zone."
+    }
+  }
+}
+
+locals {
+  zone_id = var.zone_id != null ? var.zone_id : data.aws_route53_zone.this[0].zone_id
+}
+
+resource "aws_route53_record" "this" {
+  zone_id = local.zone_id
+  name    = var.record_name
+  type    = "A"
+  ttl     = var.ttl
+  records = var.ip_addresses
+
+  # A record left behind by an earlier instance of the same name is taken over, not an error.
+  allow_overwrite = true
+}

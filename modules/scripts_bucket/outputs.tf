@@ -1,0 +1,19 @@
+output "bucket_name" {
+  description = "Name of the scripts bucket."
+  value       = aws_s3_bucket.this.id
+}
+
+output "bucket_arn" {
+  description = "ARN of the scripts bucket."
+  value       = aws_s3_bucket.this.arn
+}
+
+output "object_keys" {
+  description = "Keys of the uploaded script objects, sorted."
+  value       = sort(keys(aws_s3_object.script))
+}
+
+output "object_version_ids" {
+  description = "Key => S3 version id of every uploaded object (changes whenever a script changes)."
+  value       = { for key, object in aws_s3_object.script : key => object.version_id }
+}

@@ -1,0 +1,29 @@
+output "vpc_id" {
+  description = "ID of the VPC."
+  value       = aws_vpc.this.id
+}
+
+output "vpc_cidr_block" {
+  description = "IPv4 CIDR block of the VPC."
+  value       = aws_vpc.this.cidr_block
+}
+
+output "availability_zones" {
+  description = "Availability zones that hold the subnets, in subnet order."
+  value       = local.availability_zones
+}
+
+output "public_subnet_ids" {
+  description = "IDs of the public subnets, one per availability zone."
+  value       = aws_subnet.public[*].id
+}
+
+output "private_subnet_ids" {
+  description = "IDs of the private subnets (empty unless enable_private_subnets)."
+  value       = aws_subnet.private[*].id
+}
+
+output "nat_gateway_id" {
+  description = "ID of the NAT gateway, or null when enable_nat_gateway is false."
+  value       = try(aws_nat_gateway.this[0].id, null)
+}

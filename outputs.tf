@@ -1,0 +1,55 @@
+output "api_endpoint" {
+  description = "Base URL of the OpenAI-compatible API (append /v1): https://<name>.<domain> with HTTPS, http://<name>.<domain> with DNS only, else http://<Elastic IP>."
+  value       = local.api_endpoint
+}
+
+output "public_ip" {
+  description = "Elastic IP of the instance (stable across instance replacements)."
+  value       = module.ec2.public_ip
+}
+
+output "instance_id" {
+  description = "ID of the EC2 instance."
+  value       = module.ec2.instance_id
+}
+
+output "ecr_repository_url" {
+  description = "URL of the ECR repository for the proxy image."
+  value       = module.ecr.repository_url
+}
+
+output "image_uri" {
+  description = "Proxy image the instance runs (built from app/ or the given image_uri)."
+  value       = local.image_uri
+}
+
+output "scripts_bucket" {
+  description = "Name of the S3 bucket holding the rendered instance scripts."
+  value       = module.scripts_bucket.bucket_name
+}
+
+output "data_volume_id" {
+  description = "ID of the model cache volume (survives instance replacement)."
+  value       = module.ec2.data_volume_id
+}
+
+output "ssm_session_command" {
+  description = "Open a shell on the instance through Session Manager (no SSH, no open port)."
+  value       = "aws ssm start-session --region ${var.region} --target ${module.ec2.instance_id}"
+}
+
+output "api_key_command" {
+  description = "Print the API key(s) the proxy accepts (the instance creates the parameter with a random key at first boot if it does not exist)."
+  value       = "aws ssm get-parameter --region ${var.region} --name ${var.api_keys_parameter_name} --with-decryption --query Parameter.Value --output text"
+}
+
+output "diagnostic_commands" {
+  description = "What to run next: follow the boot, check every service, try a request."
+  value = {
+    boot_log       = "aws ssm start-session --region ${var.region} --target ${module.ec2.instance_id} --document-name AWS-StartInteractiveCommand --parameters command='sudo tail -f /var/log/user-data.log'"
+    check_services = "aws ssm start-session --region ${var.region} --target ${module.ec2.instance_id} --document-name AWS-StartInteractiveCommand --parameters command='sudo /usr/local/bin/check-services.sh'"
+    vllm_logs      = "aws ssm start-session --region ${var.region} --target ${module.ec2.instance_id} --document-name AWS-StartInteractiveCommand --parameters command='sudo journalctl -u vllm -f'"
+    health         = "curl -s ${local.api_endpoint}/health"
+    list_models    = "curl -s -H \"Authorization: Bearer $(aws ssm get-parameter --region ${var.region} --name ${var.api_keys_parameter_name} --with-decryption --query Parameter.Value --output text | cut -d, -f1)\" ${local.api_endpoint}/v1/models"
+  }
+}

@@ -1,0 +1,312 @@
+# Every knob of the deployment. terraform.tfvars.example shows them all, commented.
+
+# --- general --------------------------------------------------------------------------------
+
+variable "region" {
+  description = "AWS region to deploy into."
+  type        = string
+  default     = "us-east-1"
+
+  validation {
+    condition     = can(regex("^[a-z]{2}(-[a-z]+)+-[0-9]$", var.region))
+    error_message = "region must be an AWS region code such as us-east-1 or eu-west-2."
+  }
+}
+
+variable "name" {
+  description = "Short name of the deployment: prefixes every resource and is the host name under domain_name (name.domain)."
+  type        = string
+  default     = "llm"
+
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9-]{0,18}[a-z0-9]$", var.name))
+    error_message = "name must be 2-20 characters of lowercase letters, digits and hyphens, starting with a letter and not ending with a hyphen."
+  }
+}
+
+variable "environment" {
+  description = "Environment label (dev, staging, prod, ...): part of every resource name and a tag."
+  type        = string
+  default     = "dev"
+
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9]{0,9}$", var.environment))
+    error_message = "environment must be 1-10 lowercase letters or digits, starting with a letter."
+  }
+}
+
+variable "tags" {
+  description = "Extra tags for every resource (merged into the provider's default_tags)."
+  type        = map(string)
+  default     = {}
+  nullable    = false
+}
+
+# --- network --------------------------------------------------------------------------------
+
+variable "vpc_cidr" {
+  description = "IPv4 CIDR block of the VPC."
+  type        = string
+  default     = "10.20.0.0/16"
+}
+
+variable "az_count" {
+  description = "Number of availability zones with a public subnet (the instance uses the first)."
+  type        = number
+  default     = 2
+}
+
+variable "availability_zones" {
+  description = "Explicit availability zones. Empty: the first az_count zones of the region are looked up."
+  type        = list(string)
+  default     = []
+  nullable    = false
+}
+
+variable "enable_private_subnets" {
+  description = "Also create private subnets (unused by the instance; for your own additions)."
+  type        = bool
+  default     = false
+}
+
+variable "enable_nat_gateway" {
+  description = "Create a NAT gateway for the private subnets (needs enable_private_subnets; billed per hour)."
+  type        = bool
+  default     = false
+}
+
+variable "allowed_cidr_blocks" {
+  description = "IPv4 CIDR blocks that may reach the API on ports 80/443. Port 80 must stay open to the internet for Let's Encrypt's HTTP-01 challenge when enable_https is on; the API itself always requires a key."
+  type        = list(string)
+  default     = ["0.0.0.0/0"]
+  nullable    = false
+}
+
+variable "ssh_cidr_blocks" {
+  description = "IPv4 CIDR blocks allowed to SSH (port 22). Empty (default): port 22 is closed; use Session Manager."
+  type        = list(string)
+  default     = []
+  nullable    = false
+}
+
+# --- instance -------------------------------------------------------------------------------
+
+variable "use_gpu" {
+  description = "Run on an NVIDIA GPU instance (gpu_instance_type, Deep Learning AMI). False: instance_type with the CPU build of vLLM."
+  type        = bool
+  default     = true
+}
+
+variable "gpu_instance_type" {
+  description = "Instance type when use_gpu is true (g5.xlarge: one A10G, 24 GB)."
+  type        = string
+  default     = "g5.xlarge"
+}
+
+variable "instance_type" {
+  description = "Instance type when use_gpu is false."
+  type        = string
+  default     = "c7i.4xlarge"
+}
+
+variable "ami_id" {
+  description = "Explicit AMI ID. Null: the latest Deep Learning Base OSS NVIDIA AMI (GPU) or Ubuntu 22.04 (CPU) from SSM public parameters. A plain Ubuntu AMI on a GPU instance gets the driver installed and the kernel pinned."
+  type        = string
+  default     = null
+}
+
+variable "root_volume_size" {
+  description = "Root volume size in GiB (OS and container images)."
+  type        = number
+  default     = 100
+}
+
+variable "data_volume_size" {
+  description = "Size in GiB of the model cache volume (/opt/models). It survives instance replacement, so weights are downloaded once."
+  type        = number
+  default     = 200
+}
+
+variable "key_name" {
+  description = "EC2 key pair for SSH. Null (default): none; connect with Session Manager (see the ssm_session_command output)."
+  type        = string
+  default     = null
+}
+
+variable "instance_version" {
+  description = "Bump to replace the instance in a controlled way (create before destroy; the Elastic IP and the data volume move over)."
+  type        = number
+  default     = 1
+}
+
+# --- model (vLLM) ---------------------------------------------------------------------------
+
+variable "model_id" {
+  description = "Hugging Face model id served by vLLM."
+  type        = string
+  default     = "Qwen/Qwen2.5-7B-Instruct"
+}
+
+variable "max_model_len" {
+  description = "Maximum context length (prompt + completion tokens) vLLM allocates for."
+  type        = number
+  default     = 8192
+}
+
+variable "gpu_memory_utilization" {
+  description = "Share of GPU memory vLLM may use for weights and KV cache (0-1]."
+  type        = number
+  default     = 0.9
+}
+
+variable "tensor_parallel_size" {
+  description = "GPUs the model is split across (1, 2, 4 or 8); at most the GPU count of the instance type."
+  type        = number
+  default     = 1
+}
+
+variable "vllm_image" {
+  description = "vLLM container image for GPU instances, pinned to a version tag."
+  type        = string
+  default     = "vllm/vllm-openai:v0.10.2"
+}
+
+variable "vllm_cpu_image" {
+  description = "vLLM container image for CPU instances (use_gpu = false), pinned to a version tag."
+  type        = string
+  default     = "public.ecr.aws/q9t5s3a7/vllm-cpu-release-repo:v0.10.2"
+}
+
+variable "extra_vllm_args" {
+  description = "Extra vLLM server arguments, one per entry, e.g. [\"--enable-prefix-caching\", \"--max-num-seqs=64\"]."
+  type        = list(string)
+  default     = []
+  nullable    = false
+}
+
+variable "vllm_startup_timeout" {
+  description = "Seconds the first vLLM start may take (image pull, weight download, load) before the proxy gives up waiting and the watchdog starts judging it."
+  type        = number
+  default     = 3600
+}
+
+# --- secrets (SSM parameter names only; values never pass through Terraform) -----------------
+
+variable "hf_token_parameter_name" {
+  description = "SSM SecureString parameter with the Hugging Face token (needed for gated models; create it with `aws ssm put-parameter`)."
+  type        = string
+  default     = "/inference/hf_token"
+}
+
+variable "api_keys_parameter_name" {
+  description = "SSM SecureString parameter with the proxy's API keys, comma-separated. Missing at first boot: the instance creates it with one random key (see the api_key_command output)."
+  type        = string
+  default     = "/inference/api_keys"
+}
+
+# --- proxy and timeouts ---------------------------------------------------------------------
+
+variable "default_proxy_timeout" {
+  description = "Seconds: budget of ordinary requests in the proxy (NGINX allows 30 s more)."
+  type        = number
+  default     = 90
+}
+
+variable "max_proxy_timeout" {
+  description = "Seconds: ceiling of the budget for long generations (NGINX allows 30 s more on generation routes). Must be >= default_proxy_timeout."
+  type        = number
+  default     = 600
+}
+
+variable "app_port" {
+  description = "Port the proxy listens on (127.0.0.1 on the instance, behind NGINX)."
+  type        = number
+  default     = 8080
+}
+
+variable "proxy_max_concurrency" {
+  description = "Requests the proxy serves at once; beyond it clients get 429 with Retry-After."
+  type        = number
+  default     = 256
+}
+
+variable "proxy_max_body_bytes" {
+  description = "Largest request body in bytes (larger ones get 413)."
+  type        = number
+  default     = 10485760
+}
+
+# --- DNS and HTTPS --------------------------------------------------------------------------
+
+variable "domain_name" {
+  description = "Domain of an existing Route53 public hosted zone, e.g. example.com. The endpoint becomes <subdomain or name>.<domain_name>. Null: no DNS, no HTTPS; the API is served on the Elastic IP over HTTP."
+  type        = string
+  default     = null
+}
+
+variable "subdomain" {
+  description = "Host label under domain_name. Null: name."
+  type        = string
+  default     = null
+}
+
+variable "create_route53_records" {
+  description = "Create the A record for the endpoint in the hosted zone (when domain_name is set). False: you point DNS at the public_ip output yourself."
+  type        = bool
+  default     = true
+}
+
+variable "route53_zone_id" {
+  description = "ID of the hosted zone for the record. Null: the zone is looked up by route53_zone_name (default: domain_name)."
+  type        = string
+  default     = null
+}
+
+variable "route53_zone_name" {
+  description = "Name of the hosted zone to look up when route53_zone_id is null. Null: domain_name."
+  type        = string
+  default     = null
+}
+
+variable "enable_https" {
+  description = "Serve HTTPS on 443 with a Let's Encrypt certificate (port 80 then only answers the ACME challenge and redirects). Needs domain_name and acme_email."
+  type        = bool
+  default     = false
+}
+
+variable "acme_email" {
+  description = "Email for the Let's Encrypt account (expiry notices). Required with enable_https."
+  type        = string
+  default     = null
+}
+
+variable "acme_server" {
+  description = "ACME directory URL. Use https://acme-staging-v02.api.letsencrypt.org/directory while testing to avoid rate limits."
+  type        = string
+  default     = "https://acme-v02.api.letsencrypt.org/directory"
+}
+
+# --- image ----------------------------------------------------------------------------------
+
+variable "image_uri" {
+  description = "Existing proxy image to run (e.g. an ECR URI with a tag or digest). Null (default): build app/ and push it to this deployment's ECR repository during apply (needs docker where Terraform runs)."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.image_uri == null || can(regex("^[^\\s:@]+(:[A-Za-z0-9_.-]+|@sha256:[0-9a-f]{64})$", var.image_uri))
+    error_message = "image_uri must name a tag or a digest, e.g. 123456789012.dkr.ecr.us-east-1.amazonaws.com/llm-dev:3f2a9c1 or ...@sha256:<64 hex>."
+  }
+}
+
+variable "ecr_image_retention_count" {
+  description = "How many images the ECR lifecycle policy keeps."
+  type        = number
+  default     = 10
+}
+
+variable "ecr_force_delete" {
+  description = "Let `terraform destroy` delete the ECR repository with its images."
+  type        = bool
+  default     = false
+}
