@@ -1,0 +1,127 @@
+"""Settings from the environment (DESIGN section 4). Invalid values fail at startup with a
+message naming the variable, never at the first request."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+from urllib.parse import urlsplit
+
+
+class ConfigError(ValueError):
+    """An environment variable has a value the proxy cannot run with."""
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    upstream_url: str = "http://127.0.0.1:8000"
+    host: str = "0.0.0.0"  # noqa: S104 - the container publishes this port
+    port: int = 8080
+    # repr=False: keys must never reach a log line, not even through a debug print.
+    api_keys: tuple[str, ...] = field(default=(), repr=False)
+    default_timeout: float = 90.0
+    max_timeout: float = 600.0
+    max_concurrency: int = 256
+    max_body_bytes: int = 10 * 1024 * 1024
+    log_format: Literal["json", "text"] = "json"
+    # Extensions of the DESIGN table, documented in docs/API_REFERENCE.md.
+    shutdown_grace: float = 30.0
+    retry_window: float = 10.0
+    max_header_bytes: int = 32 * 1024
+
+    @property
+    def auth_enabled(self) -> bool:
+        return bool(self.api_keys)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if environ is None else environ
+        defaults = cls()
+        upstream = env.get("PROXY_UPSTREAM_URL", defaults.upstream_url).rstrip("/")
+        parts = urlsplit(upstream)
+        if parts.scheme not in {"http", "https"} or not parts.netloc:
+            raise ConfigError(
+                f"PROXY_UPSTREAM_URL={upstream!r} is not an http(s) URL; "
+                "use e.g. http://127.0.0.1:8000"
+            )
+        log_format = env.get("PROXY_LOG_FORMAT", defaults.log_format).strip().lower()
+        if log_format not in {"json", "text"}:
+            raise ConfigError(f"PROXY_LOG_FORMAT={log_format!r}: use 'json' or 'text'")
+        settings = cls(
+            upstream_url=upstream,
+            host=env.get("PROXY_HOST", defaults.host),
+            port=_int(env, "PROXY_PORT", defaults.port, low=0, high=65535),
+            api_keys=load_api_keys(env.get("PROXY_API_KEYS", ""), env.get("PROXY_API_KEYS_FILE")),
+            default_timeout=_float(env, "PROXY_DEFAULT_TIMEOUT", defaults.default_timeout),
+            max_timeout=_float(env, "PROXY_MAX_TIMEOUT", defaults.max_timeout),
+            max_concurrency=_int(env, "PROXY_MAX_CONCURRENCY", defaults.max_concurrency, low=1),
+            max_body_bytes=_int(env, "PROXY_MAX_BODY_BYTES", defaults.max_body_bytes, low=1),
+            log_format="json" if log_format == "json" else "text",
+            shutdown_grace=_float(env, "PROXY_SHUTDOWN_GRACE", defaults.shutdown_grace, low=0.0),
+            retry_window=_float(env, "PROXY_RETRY_WINDOW", defaults.retry_window, low=0.0),
+            max_header_bytes=_int(
+                env, "PROXY_MAX_HEADER_BYTES", defaults.max_header_bytes, low=1024
+            ),
+        )
+        if settings.max_timeout < settings.default_timeout:
+            raise ConfigError(
+                f"PROXY_MAX_TIMEOUT ({settings.max_timeout}) is below PROXY_DEFAULT_TIMEOUT "
+                f"({settings.default_timeout}); the ceiling must be at least the default"
+            )
+        return settings
+
+
+def load_api_keys(inline: str, path: str | None) -> tuple[str, ...]:
+    """Keys from a comma list and/or a file (one per line or comma separated; `#` starts a
+    comment). Order is kept, duplicates dropped. A named file that cannot be read is an
+    error: silently running without auth would be worse."""
+    keys = [k.strip() for k in inline.split(",")]
+    if path:
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(
+                f"PROXY_API_KEYS_FILE={path!r} cannot be read: {exc.strerror}"
+            ) from exc
+        for line in text.splitlines():
+            line = line.split("#", 1)[0]
+            keys.extend(k.strip() for k in line.split(","))
+    unique: dict[str, None] = {}
+    for key in keys:
+        if key:
+            if any(ch.isspace() for ch in key) or not key.isprintable():
+                raise ConfigError("an API key contains whitespace or control characters")
+            unique[key] = None
+    return tuple(unique)
+
+
+def _int(
+    env: Mapping[str, str], name: str, default: int, *, low: int, high: int | None = None
+) -> int:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not an integer") from None
+    if value < low or (high is not None and value > high):
+        bounds = f">= {low}" if high is None else f"between {low} and {high}"
+        raise ConfigError(f"{name}={value} must be {bounds}")
+    return value
+
+
+def _float(env: Mapping[str, str], name: str, default: float, *, low: float = 0.001) -> float:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not a number of seconds") from None
+    if not value >= low or value == float("inf"):
+        raise ConfigError(f"{name}={raw} must be a finite number >= {low}")
+    return value
