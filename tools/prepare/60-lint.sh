@@ -5,9 +5,11 @@ PREPARE_GROUPS="test"
 prepare() {
     # The image's policy-rc.d (or the lack of an init) keeps the nginx package from
     # starting a daemon; the lint and the TLS test run their own nginx on loopback.
-    apt_install shellcheck nginx systemd iproute2 openssl
+    # certbot and docker.io: the rendered units run /usr/bin/certbot and /usr/bin/docker,
+    # and `systemd-analyze verify` checks that what a unit runs exists.
+    apt_install shellcheck nginx systemd iproute2 openssl certbot docker.io
     local tool
-    for tool in shellcheck nginx systemd-analyze ip openssl; do
+    for tool in shellcheck nginx systemd-analyze ip openssl /usr/bin/certbot /usr/bin/docker; do
         command -v "$tool" >/dev/null || die "$tool is missing after install"
     done
 }
