@@ -11,7 +11,9 @@ controls exactly what goes on the wire and sees exactly when its client goes awa
   `die_after` aborts the TCP connection after n tokens (upstream dying mid-stream),
   `status` answers a vLLM-shaped error. The token count is max_tokens (default 16).
 * `close_after_response=True` closes every keep-alive connection right after a response
-  without saying so (no `Connection: close`), as llama.cpp's server does.
+  without saying so (no `Connection: close`), as llama.cpp's server does;
+  `drop_reused_connections=True` is the same server losing the race: it closes a
+  connection when a second request arrives on it, without answering (`dropped` counts).
 
 In tests::
 
@@ -80,10 +82,12 @@ class _Connection(asyncio.Protocol):
         self.task: asyncio.Task[None] | None = None
         self.record: RequestRecord | None = None
         self.closed = False
+        self.served = 0
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
+        self.server.open_connections.add(self)
 
     def data_received(self, data: bytes) -> None:
         self.buffer += data
@@ -97,6 +101,7 @@ class _Connection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
+        self.server.open_connections.discard(self)
         record = self.record
         if record is not None and record.finished_at is None:
             record.client_gone = True
@@ -130,6 +135,11 @@ class _Connection(asyncio.Protocol):
             return
         body = bytes(self.buffer[end + 4 : end + 4 + length])
         del self.buffer[: end + 4 + length]
+        if self.served and self.server.drop_reused_connections:
+            self.server.dropped += 1
+            self._abort()
+            return
+        self.served += 1
         path = target.split("?", 1)[0]
         record = RequestRecord(method, path, headers, body, self.number)
         self.record = record
@@ -176,6 +186,7 @@ class FakeVLLM:
         tokens_per_second: float = 200.0,
         ttft: float = 0.0,
         close_after_response: bool = False,
+        drop_reused_connections: bool = False,
     ) -> None:
         self.host = host
         self.port = port
@@ -183,6 +194,9 @@ class FakeVLLM:
         self.tokens_per_second = tokens_per_second
         self.ttft = ttft
         self.close_after_response = close_after_response
+        self.drop_reused_connections = drop_reused_connections
+        self.dropped = 0
+        self.open_connections: set[_Connection] = set()
         self.records: list[RequestRecord] = []
         self.connections = 0
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -234,6 +248,8 @@ class FakeVLLM:
 
         def shutdown() -> None:
             server.close()
+            for conn in list(self.open_connections):
+                conn._abort()
             for task in asyncio.all_tasks(loop):
                 task.cancel()
             loop.call_later(0.05, loop.stop)
@@ -383,7 +399,6 @@ class FakeVLLM:
     async def _generate(
         self, conn: _Connection, record: RequestRecord, body: dict[str, Any], fake: dict[str, Any]
     ) -> None:
-        loop = asyncio.get_running_loop()
         chat = record.path == "/v1/chat/completions"
         tokens = body.get("max_tokens") or body.get("max_completion_tokens") or DEFAULT_TOKENS
         tps = float(fake.get("tps", self.tokens_per_second))
@@ -423,11 +438,13 @@ class FakeVLLM:
             b"transfer-encoding: chunked\r\nserver: fake-vllm\r\n\r\n"
         )
         events = self.stream_chunks(record.path, tokens)
-        start = loop.time() + ttft
+        # Paced relative to the previous token (not to a schedule): a late token is not
+        # followed by a burst of catch-up writes that a reader could see merged.
+        if ttft > 0:
+            await asyncio.sleep(ttft)
         for i, event in enumerate(events):
-            delay = start + i / tps - loop.time()
-            if delay > 0:
-                await asyncio.sleep(delay)
+            if i:
+                await asyncio.sleep(1 / tps)
             if die_after is not None and i >= die_after:
                 conn._abort()
                 record.finished_at = time.monotonic()
