@@ -243,7 +243,7 @@ def update_readme(current: str, section: str, readme: Path) -> str:
     end = current.find(END)
     if begin == -1 and end == -1:
         return current.rstrip("\n") + "\n\n" + section
-    if begin == -1 or end == -1 or end < begin:
+    if current.count(BEGIN) != 1 or current.count(END) != 1 or end < begin:
         raise DocsError(f"{readme}: needs exactly one {BEGIN} followed by one {END}")
     return current[:begin] + section.rstrip("\n") + current[end + len(END) :]
 

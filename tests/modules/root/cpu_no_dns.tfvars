@@ -1,0 +1,5 @@
+use_gpu            = false
+instance_type      = "c7i.4xlarge"
+availability_zones = ["us-east-1a", "us-east-1b"]
+image_uri          = "123456789012.dkr.ecr.us-east-1.amazonaws.com/llm-dev:0123456789abcdef"
+model_id           = "Qwen/Qwen2.5-1.5B-Instruct"

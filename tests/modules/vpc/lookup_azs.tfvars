@@ -1,0 +1,2 @@
+name     = "llm-dev"
+az_count = 1
