@@ -29,9 +29,10 @@ locals {
   content_hash = sha256(join("", [for file in local.context_files : "${filesha256("${local.context}/${file}")}  ${file}\n"]))
   image_tag    = substr(local.content_hash, 0, 16)
 
-  python = coalesce(var.python, fileexists("${local.repo_root}/.venv/bin/python") ? "${local.repo_root}/.venv/bin/python" : "python3")
+  build_script = "${local.repo_root}/tools/build.py"
+  python       = coalesce(var.python, fileexists("${local.repo_root}/.venv/bin/python") ? "${local.repo_root}/.venv/bin/python" : "python3")
   build_command = concat(
-    [local.python, "${local.repo_root}/tools/build.py", "--registry", var.repository_url, "--context", local.context],
+    [local.python, local.build_script, "--registry", var.repository_url, "--context", local.context],
     var.docker_network == null ? [] : ["--network", var.docker_network],
   )
 }
@@ -42,6 +43,13 @@ resource "terraform_data" "image" {
     repository_url = var.repository_url
   }
   input = "${var.repository_url}:${local.image_tag}"
+
+  lifecycle {
+    precondition {
+      condition     = fileexists(local.build_script)
+      error_message = "tools/build.py is not at ${local.build_script}: use this module by a relative source (./modules/build) from its repository, not by an absolute path or a registry address."
+    }
+  }
 
   provisioner "local-exec" {
     # An argument list, no shell: local-exec runs `interpreter... command`, so the last

@@ -70,7 +70,7 @@ def planned_tags(
     config = {
         "module": {
             name: {
-                "source": str(ROOT / "modules/build"),
+                "source": os.path.relpath(ROOT / "modules/build", root),
                 "repository_url": f"127.0.0.1:5000/{name}",
                 "source_dir": str(tree),
                 "aws_region": "us-east-1",
