@@ -253,13 +253,14 @@ def remote_digest(client: docker.DockerClient, reference: str, auth: Auth | None
 
 
 def _stream_errors(
-    chunks: Iterable[Mapping[str, Any]], error: type[BuildError]
+    chunks: Iterable[Mapping[str, Any]], error: type[BuildError], what: str
 ) -> Iterator[Mapping[str, Any]]:
     """Pass chunks through; raise on the first error (docker-py does not for pushes)."""
     for chunk in chunks:
         if "error" in chunk or "errorDetail" in chunk:
             detail = chunk.get("errorDetail") or {}
-            raise error(str(chunk.get("error") or detail.get("message") or chunk))
+            message = str(chunk.get("error") or detail.get("message") or chunk).strip()
+            raise error(f"{what} failed: {message}")
         yield chunk
 
 
@@ -274,19 +275,23 @@ def build_image(
 ) -> str:
     """`docker build` of `context` tagged `reference`; returns the image id."""
     image_id = ""
-    chunks = client.api.build(
-        path=str(context),
-        tag=reference,
-        network_mode=network,
-        buildargs=dict(build_args),
-        rm=True,
-        forcerm=True,
-        decode=True,
-    )
-    for chunk in _stream_errors(chunks, ImageBuildFailed):
-        if text := chunk.get("stream"):
-            log(str(text).rstrip("\n"))
-        image_id = str(chunk.get("aux", {}).get("ID", image_id))
+    what = f"docker build of {context}"
+    try:
+        chunks = client.api.build(
+            path=str(context),
+            tag=reference,
+            network_mode=network,
+            buildargs=dict(build_args),
+            rm=True,
+            forcerm=True,
+            decode=True,
+        )
+        for chunk in _stream_errors(chunks, ImageBuildFailed, what):
+            if text := chunk.get("stream"):
+                log(str(text).rstrip("\n"))
+            image_id = str(chunk.get("aux", {}).get("ID", image_id))
+    except docker.errors.APIError as exc:  # refused before streaming, e.g. an empty Dockerfile
+        raise ImageBuildFailed(f"{what} failed: {exc.explanation or exc}") from exc
     if not image_id:
         raise ImageBuildFailed(f"docker build of {context} ended without an image id")
     return image_id
@@ -298,7 +303,7 @@ def push_image(client: docker.DockerClient, target: Target, tag: str, log: Log) 
     chunks = client.api.push(repository, tag=tag, auth_config=target.auth, stream=True, decode=True)
     digest = ""
     last_status: dict[str, str] = {}
-    for chunk in _stream_errors(chunks, PushFailed):
+    for chunk in _stream_errors(chunks, PushFailed, f"docker push of {repository}:{tag}"):
         status, layer = str(chunk.get("status", "")), str(chunk.get("id", ""))
         if status and last_status.get(layer) != status:  # one line per layer step, not per byte
             last_status[layer] = status

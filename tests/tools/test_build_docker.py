@@ -102,12 +102,26 @@ def test_registry_that_goes_down_mid_run_leaves_no_local_tag(
     assert local_tags(docker_client, reference) == []
 
 
+@pytest.mark.parametrize(
+    ("dockerfile", "message"),
+    [
+        ("FROM python:3.12-slim\nRUN echo doomed && exit 3\n", "returned a non-zero code: 3"),
+        ("FROM scratch\nCOPY not-there.txt /\n", "not-there.txt"),
+        ("", "cannot be empty"),  # refused by the API before any stream
+    ],
+    ids=["failing-run", "missing-file", "empty"],
+)
 def test_broken_dockerfile_fails_with_the_build_error(
-    registry: Registry, docker_client: docker.DockerClient, tmp_path: Path
+    registry: Registry,
+    docker_client: docker.DockerClient,
+    tmp_path: Path,
+    dockerfile: str,
+    message: str,
 ) -> None:
-    context = tiny_context(tmp_path, "FROM python:3.12-slim\nRUN echo doomed && exit 3\n")
+    context = tiny_context(tmp_path, dockerfile)
     run = run_build("--registry", f"{registry.address}/broken", "--context", str(context))
-    assert_failed_cleanly(run, "returned a non-zero code: 3", docker_client, registry, "broken")
+    assert f"build.py: error: docker build of {context} failed" in run.stderr
+    assert_failed_cleanly(run, message, docker_client, registry, "broken")
 
 
 def test_missing_dockerfile_and_missing_daemon_fail_clearly(tmp_path: Path) -> None:
