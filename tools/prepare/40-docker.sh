@@ -2,6 +2,8 @@
 # Docker engine for the image build tests (tests/tools/test_build*.py): Debian's docker.io,
 # and dockerd started when no daemon answers. This machine has no bridge networking, so
 # the daemon runs with --iptables=false --bridge=none and builds use `--network host`.
+# docker-registry is installed for the same tests, which start their own instances on
+# free loopback ports (tests/tools/build_services.py); its packaged service is not used.
 PREPARE_GROUPS="test"
 
 DOCKERD_LOG="${DOCKERD_LOG:-/var/log/ec2i-dockerd.log}"
@@ -10,7 +12,7 @@ DOCKERD_PIDFILE="${DOCKERD_PIDFILE:-/var/run/docker.pid}"
 docker_answers() { timeout 10 docker version --format '{{.Server.Version}}' >/dev/null 2>&1; }
 
 prepare() {
-    apt_install docker.io
+    apt_install docker.io docker-registry
     docker_answers && return 0
     [ "$(id -u)" -eq 0 ] || die "no Docker daemon answers and only root can start one"
     # A stale pid file from a killed daemon makes dockerd refuse to start.
