@@ -310,7 +310,7 @@ class FakeVLLM:
             return
         try:
             body = json.loads(record.body)
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:
             conn.write_response(*_error(400, f"JSON decode error: {exc}", "BadRequestError"))
             return
         problem = self._validate(record.path, body)

@@ -16,6 +16,10 @@ from .metrics import Metrics
 from .routes import PUBLIC_PATHS
 
 
+class ClientDisconnected(Exception):
+    """A write to the client failed because its connection is gone."""
+
+
 class AccessMiddleware:
     """Gives every request its X-Request-ID (kept or made) and, at the end, one access log
     line and its metrics. Counts status, response bytes and time to the first body byte."""
@@ -43,11 +47,19 @@ class AccessMiddleware:
             elif message["type"] == "http.response.start":
                 ctx.status = message["status"]
                 message["headers"] = [*message.get("headers", ()), request_id_header]
-            await send(message)
+            try:
+                await send(message)
+            except (OSError, RuntimeError) as exc:
+                # The server closed the socket under us (uvicorn on uvloop raises instead
+                # of ignoring the write when it dropped the connection itself, e.g. after
+                # a malformed pipelined request): the client is gone, nothing is broken.
+                raise ClientDisconnected from exc
 
         self.metrics.in_flight.inc()
         try:
             await self.app(scope, receive, send_counted)
+        except ClientDisconnected:
+            ctx.outcome = "client_gone"
         finally:
             ctx.finished = time.perf_counter()
             self.metrics.in_flight.dec()

@@ -14,6 +14,7 @@ from .asgi import Receive, Send
 from .context import RequestContext
 from .errors import ProxyError, UpstreamError, UpstreamTimeout, UpstreamUnavailable, sse_error_event
 from .metrics import Metrics
+from .middleware import ClientDisconnected
 from .timeouts import Budget
 from .upstream import open_upstream, response_headers
 
@@ -114,6 +115,8 @@ async def relay(
         if not watcher.client_gone:
             raise  # shutdown past its grace period: not ours to swallow
         task.uncancel()
+        ctx.outcome = "client_gone"
+    except ClientDisconnected:
         ctx.outcome = "client_gone"
     except TimeoutError:
         ctx.outcome = "timeout"

@@ -104,6 +104,18 @@ def access_lines(
         time.sleep(0.01)
 
 
+@pytest.fixture(autouse=True)
+def no_exception_escapes_the_app(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
+    """Every proxy test also proves that no exception reached uvicorn."""
+    yield
+    crashes = [
+        r.getMessage()
+        for r in caplog.get_records("call")
+        if r.name.startswith("uvicorn") and (r.exc_info or "Exception in ASGI" in r.getMessage())
+    ]
+    assert crashes == []
+
+
 @pytest.fixture
 def fake() -> Iterator[FakeVLLM]:
     with FakeVLLM() as server:
