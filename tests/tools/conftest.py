@@ -21,12 +21,10 @@ from build_services import (
     stop,
     wait_for_http,
 )
-from support import need_tool
 
 
 @pytest.fixture(scope="session")
 def docker_client() -> Iterator[docker.DockerClient]:
-    need_tool("dockerd")
     try:
         client = docker.from_env()
     except docker.errors.DockerException as exc:
