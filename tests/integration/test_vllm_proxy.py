@@ -1,0 +1,194 @@
+"""The proxy in front of the real engine it fronts: vLLM (CPU) serving SmolLM2-135M-Instruct
+and all-MiniLM-L6-v2, driven with the official openai client. Greedy decoding (temperature
+0) makes vLLM's answers repeatable, so what comes through the proxy is compared with what
+vLLM gives directly."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import httpx
+import openai
+import pytest
+from vllm_stack import ProxiedVllm, local_stack
+
+pytestmark = [pytest.mark.vllm, pytest.mark.slow, pytest.mark.timeout(900)]
+
+MESSAGES: list[Any] = [{"role": "user", "content": "Name three colours of the rainbow."}]
+
+
+def through_proxy(stack: ProxiedVllm) -> openai.OpenAI:
+    return openai.OpenAI(base_url=f"{stack.proxy.url}/v1", api_key=stack.api_key, max_retries=0)
+
+
+def direct(stack: ProxiedVllm) -> openai.OpenAI:
+    return openai.OpenAI(base_url=f"{stack.vllm.url}/v1", api_key="unused", max_retries=0)
+
+
+def test_chat_completion_through_the_proxy_is_vllms_answer(chat: ProxiedVllm) -> None:
+    request: dict[str, Any] = {
+        "model": chat.model,
+        "messages": MESSAGES,
+        "max_tokens": 16,
+        "temperature": 0,
+    }
+    proxied = through_proxy(chat).chat.completions.create(**request)
+    expected = direct(chat).chat.completions.create(**request)
+
+    assert proxied.choices[0].message.content
+    assert proxied.choices[0].message.content == expected.choices[0].message.content
+    assert proxied.usage is not None and 0 < proxied.usage.completion_tokens <= 16
+    assert proxied.model == chat.model
+
+
+def test_completion_through_the_proxy_is_vllms_answer(chat: ProxiedVllm) -> None:
+    request: dict[str, Any] = {
+        "model": chat.model,
+        "prompt": "The capital of France is",
+        "max_tokens": 8,
+        "temperature": 0,
+    }
+    proxied = through_proxy(chat).completions.create(**request)
+    expected = direct(chat).completions.create(**request)
+
+    assert proxied.choices[0].text
+    assert proxied.choices[0].text == expected.choices[0].text
+
+
+def test_embeddings_through_the_proxy_are_vllms_vectors(embeddings: ProxiedVllm) -> None:
+    texts = ["The cat sat on the mat.", "A feline rested on the rug.", "Tax law is complex."]
+    proxied = through_proxy(embeddings).embeddings.create(model=embeddings.model, input=texts)
+    expected = direct(embeddings).embeddings.create(model=embeddings.model, input=texts)
+
+    vectors = [item.embedding for item in proxied.data]
+    assert [len(v) for v in vectors] == [384, 384, 384]  # all-MiniLM-L6-v2's dimension
+    assert vectors == [item.embedding for item in expected.data]
+
+    # The model behaves like itself: the paraphrase is nearer than the unrelated sentence.
+    def cosine(a: list[float], b: list[float]) -> float:
+        dot = sum(x * y for x, y in zip(a, b, strict=True))
+        return dot / (sum(x * x for x in a) ** 0.5 * sum(y * y for y in b) ** 0.5)
+
+    assert cosine(vectors[0], vectors[1]) > cosine(vectors[0], vectors[2])
+
+
+def _stream_chunks(client: openai.OpenAI, model: str) -> tuple[list[dict[str, Any]], list[float]]:
+    """The chunks of a greedy chat stream, without the per-request id and timestamp, and the
+    time each arrived."""
+    chunks: list[dict[str, Any]] = []
+    arrivals: list[float] = []
+    stream = client.chat.completions.create(
+        model=model,
+        messages=MESSAGES,
+        max_tokens=48,
+        temperature=0,
+        stream=True,
+        stream_options={"include_usage": True},
+    )
+    with stream:
+        for chunk in stream:
+            arrivals.append(time.monotonic())
+            chunks.append(chunk.model_dump(exclude={"id", "created"}))
+    return chunks, arrivals
+
+
+def test_stream_is_relayed_chunk_for_chunk(chat: ProxiedVllm) -> None:
+    proxied, arrivals = _stream_chunks(through_proxy(chat), chat.model)
+    expected, _ = _stream_chunks(direct(chat), chat.model)
+
+    assert len(proxied) > 10
+    assert proxied == expected
+    assert proxied[-1]["usage"]["completion_tokens"] == 48
+    # Relayed as vLLM produced them (~30 tokens/s here), not gathered and sent at the end.
+    assert arrivals[-1] - arrivals[1] > 0.5
+
+
+def _post_both(stack: ProxiedVllm, path: str, body: dict[str, Any]) -> tuple[httpx.Response, ...]:
+    auth = {"Authorization": f"Bearer {stack.api_key}"}
+    proxied = httpx.post(f"{stack.proxy.url}{path}", json=body, headers=auth, timeout=60)
+    expected = httpx.post(f"{stack.vllm.url}{path}", json=body, timeout=60)
+    return proxied, expected
+
+
+def test_vllm_400_passes_through_unchanged(chat: ProxiedVllm) -> None:
+    # More tokens than the context window (--max-model-len 2048): vLLM's own validation.
+    body = {"model": chat.model, "messages": MESSAGES, "max_tokens": 100_000}
+    proxied, expected = _post_both(chat, "/v1/chat/completions", body)
+
+    assert expected.status_code == 400
+    assert proxied.status_code == 400
+    assert proxied.json() == expected.json()
+    assert "error" in proxied.json()
+
+
+def test_vllm_404_passes_through_unchanged(chat: ProxiedVllm) -> None:
+    body = {"model": "no-such-model", "messages": MESSAGES, "max_tokens": 4}
+    proxied, expected = _post_both(chat, "/v1/chat/completions", body)
+
+    assert expected.status_code == 404
+    assert proxied.status_code == 404
+    assert proxied.json() == expected.json()
+    assert "no-such-model" in proxied.json()["error"]["message"]
+
+
+GENERATED = "vllm:generation_tokens_total"
+RUNNING = "vllm:num_requests_running"
+
+
+def _vllm_metric(stack: ProxiedVllm, name: str) -> float:
+    text = httpx.get(f"{stack.vllm.url}/metrics", timeout=10).text
+    return local_stack.metric_value(text, name)
+
+
+def test_client_disconnect_stops_vllms_generation(chat: ProxiedVllm) -> None:
+    body = {
+        "model": chat.model,
+        "messages": MESSAGES,
+        "max_tokens": 1500,
+        "ignore_eos": True,  # vLLM option: generate all 1500 tokens unless aborted
+        "temperature": 0,
+        "stream": True,
+    }
+    auth = {"Authorization": f"Bearer {chat.api_key}"}
+    with (
+        httpx.Client(timeout=60) as client,
+        client.stream(
+            "POST", f"{chat.proxy.url}/v1/chat/completions", json=body, headers=auth
+        ) as response,
+    ):
+        assert response.status_code == 200
+        # One iterator kept open: leaving a `for` loop over iter_lines() closes the response.
+        lines = response.iter_lines()
+        events = 0
+        while events < 5:
+            line = next(lines)
+            if line.startswith("data: {"):
+                json.loads(line.removeprefix("data: "))
+                events += 1
+        during = _vllm_metric(chat, GENERATED)
+        time.sleep(1.0)
+        assert _vllm_metric(chat, GENERATED) > during, "vLLM was generating while we read"
+        assert _vllm_metric(chat, RUNNING) == 1
+    # Leaving the `with` closed our connection mid-stream (~1490 tokens, ~50 s, to go).
+
+    deadline = time.monotonic() + 10
+    while _vllm_metric(chat, RUNNING) != 0:
+        assert time.monotonic() < deadline, "vLLM still runs the request after the client left"
+        time.sleep(0.2)
+    stopped_at = _vllm_metric(chat, GENERATED)
+    time.sleep(2.0)
+    assert _vllm_metric(chat, GENERATED) == stopped_at
+
+
+def test_ready_is_false_until_vllm_serves_the_model(chat: ProxiedVllm) -> None:
+    observations = chat.ready_observations
+    # While vLLM was loading the model, the proxy said "not ready" ...
+    assert any(o.proxy_status == 503 and not o.vllm_serving for o in observations), observations
+    # ... never "ready" before vLLM served it ...
+    assert not any(o.proxy_status == 200 and not o.vllm_serving for o in observations)
+    # ... and "ready" once it did.
+    assert observations[-1].proxy_status == 200
+    ready = httpx.get(f"{chat.proxy.url}/ready", timeout=10)
+    assert ready.status_code == 200
