@@ -49,8 +49,8 @@ locals {
     HF_TOKEN_PARAMETER   = var.hf_token_parameter_name
     API_KEYS_PARAMETER   = var.api_keys_parameter_name
     ENABLE_HTTPS         = tostring(var.https.enabled)
-    DOMAIN_NAME          = coalesce(var.https.domain_name, "")
-    ACME_EMAIL           = coalesce(var.https.acme_email, "")
+    DOMAIN_NAME          = var.https.domain_name == null ? "" : var.https.domain_name
+    ACME_EMAIL           = var.https.acme_email == null ? "" : var.https.acme_email
     ACME_SERVER          = var.https.acme_server
     DATA_MOUNT           = local.data_mount
   }
