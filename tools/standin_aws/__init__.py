@@ -1,0 +1,1 @@
+"""Offline stand-in for the hashicorp/aws Terraform provider (see docs/DEVELOPMENT.md)."""

@@ -1,0 +1,288 @@
+"""Deterministic fake AWS values: ids, ARNs, addresses, and the data sources' answers."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+ACCOUNT_ID = "123456789012"
+PARTITION = "aws"
+
+# terraform-provider-aws resource ids that carry a recognisable AWS prefix.
+ID_PREFIXES = {
+    "aws_vpc": "vpc-",
+    "aws_subnet": "subnet-",
+    "aws_internet_gateway": "igw-",
+    "aws_route_table": "rtb-",
+    "aws_route_table_association": "rtbassoc-",
+    "aws_nat_gateway": "nat-",
+    "aws_eip": "eipalloc-",
+    "aws_eip_association": "eipassoc-",
+    "aws_security_group": "sg-",
+    "aws_default_security_group": "sg-",
+    "aws_vpc_security_group_ingress_rule": "sgr-",
+    "aws_vpc_security_group_egress_rule": "sgr-",
+    "aws_instance": "i-",
+    "aws_ebs_volume": "vol-",
+    "aws_flow_log": "fl-",
+    "aws_network_interface": "eni-",
+    "aws_vpc_endpoint": "vpce-",
+    "aws_key_pair": "key-",
+}
+# Resources whose id is one of their own arguments.
+ID_FROM_ARGUMENT = {
+    "aws_iam_role": "name",
+    "aws_iam_instance_profile": "name",
+    "aws_s3_bucket": "bucket",
+    "aws_s3_bucket_public_access_block": "bucket",
+    "aws_s3_bucket_server_side_encryption_configuration": "bucket",
+    "aws_s3_bucket_versioning": "bucket",
+    "aws_s3_bucket_policy": "bucket",
+    "aws_s3_bucket_ownership_controls": "bucket",
+    "aws_ecr_repository": "name",
+    "aws_ecr_lifecycle_policy": "repository",
+    "aws_ssm_parameter": "name",
+    "aws_cloudwatch_log_group": "name",
+}
+SERVICES = {
+    "iam": "iam", "s3": "s3", "ecr": "ecr", "ssm": "ssm", "kms": "kms",
+    "cloudwatch": "logs", "route53": "route53", "lambda": "lambda", "sns": "sns",
+    "sqs": "sqs",
+}
+
+
+def digest(*parts: Any) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def service_of(tf_type: str) -> str:
+    word = tf_type.removeprefix("aws_").split("_", 1)[0]
+    return SERVICES.get(word, "ec2")
+
+
+def fake_id(tf_type: str, known: dict[str, Any], seed: str) -> str:
+    argument = ID_FROM_ARGUMENT.get(tf_type)
+    if argument and isinstance(known.get(argument), str):
+        return str(known[argument])
+    if tf_type == "aws_kms_key":
+        h = seed
+        return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:32]}"
+    if tf_type == "aws_route53_record":
+        return "_".join(str(known.get(k) or "") for k in ("zone_id", "name", "type"))
+    if tf_type in ("aws_iam_role_policy",):
+        return f"{known.get('role')}:{known.get('name')}"
+    if tf_type == "aws_iam_policy" and isinstance(known.get("name"), str):
+        return f"arn:aws:iam::{ACCOUNT_ID}:policy/{known['name']}"
+    prefix = ID_PREFIXES.get(tf_type)
+    if prefix:
+        return prefix + seed[:17]
+    if isinstance(known.get("name"), str):
+        return str(known["name"])
+    return f"{tf_type.removeprefix('aws_').replace('_', '-')}-{seed[:12]}"
+
+
+def fake_arn(tf_type: str, resource_id: str, region: str) -> str:
+    service = service_of(tf_type)
+    kind = tf_type.removeprefix("aws_")
+    if service == "iam":
+        if resource_id.startswith("arn:"):
+            return resource_id
+        return f"arn:{PARTITION}:iam::{ACCOUNT_ID}:{kind.removeprefix('iam_')}/{resource_id}"
+    if service == "s3":
+        return f"arn:{PARTITION}:s3:::{resource_id}"
+    if service == "ecr":
+        return f"arn:{PARTITION}:ecr:{region}:{ACCOUNT_ID}:repository/{resource_id}"
+    if service == "ssm":
+        return f"arn:{PARTITION}:ssm:{region}:{ACCOUNT_ID}:parameter/{resource_id.lstrip('/')}"
+    if service == "logs":
+        return f"arn:{PARTITION}:logs:{region}:{ACCOUNT_ID}:log-group:{resource_id}"
+    if service == "kms":
+        return f"arn:{PARTITION}:kms:{region}:{ACCOUNT_ID}:key/{resource_id}"
+    label = kind.removeprefix("vpc_") if kind != "vpc" else "vpc"
+    label = label.replace("_", "-")
+    return f"arn:{PARTITION}:{service}:{region}:{ACCOUNT_ID}:{label}/{resource_id}"
+
+
+def fake_ip(seed: str, public: bool) -> str:
+    n = int(seed[:8], 16)
+    if public:
+        return f"203.0.113.{n % 250 + 2}"
+    return f"10.0.{n % 250}.{(n >> 8) % 250 + 4}"
+
+
+def computed_string(tf_type: str, name: str, state: dict[str, Any], seed: str,
+                    region: str) -> str:
+    """A plausible value for computed string attribute `name` of a new `tf_type`."""
+    resource_id = str(state.get("id") or "")
+    if name == "arn":
+        return fake_arn(tf_type, resource_id, region)
+    if name in ("owner_id", "registry_id", "account_id"):
+        return ACCOUNT_ID
+    if name == "region":
+        return region
+    if name == "repository_url":
+        return f"{ACCOUNT_ID}.dkr.ecr.{region}.amazonaws.com/{state.get('name')}"
+    if name in ("public_ip", "carrier_ip", "customer_owned_ip"):
+        return fake_ip(seed, public=True)
+    if name in ("private_ip", "private_ip_address"):
+        return fake_ip(seed, public=False)
+    if name == "public_dns":
+        return f"ec2-{fake_ip(seed, True).replace('.', '-')}.compute-1.amazonaws.com"
+    if name == "private_dns":
+        return f"ip-{fake_ip(seed, False).replace('.', '-')}.ec2.internal"
+    if name == "allocation_id":
+        return "eipalloc-" + seed[:17]
+    if name == "association_id":
+        return "eipassoc-" + seed[:17]
+    if name in ("bucket_domain_name",):
+        return f"{state.get('bucket')}.s3.amazonaws.com"
+    if name == "bucket_regional_domain_name":
+        return f"{state.get('bucket')}.s3.{region}.amazonaws.com"
+    if name == "hosted_zone_id":
+        return "Z3AQBSTGFYJSTF"
+    if name == "fqdn":
+        return str(state.get("name") or "")
+    if name in ("unique_id", "key_id"):
+        return "AROA" + seed[:17].upper() if name == "unique_id" else resource_id
+    if name == "version_id":
+        return seed[:32]
+    if name in ("etag",):
+        return seed[:32]
+    if name == "availability_zone":
+        return f"{region}a"
+    if name == "create_date":
+        return "2026-01-01T00:00:00Z"
+    if name in ("name",):
+        return f"terraform-{seed[:26]}"
+    if name.endswith("_id"):
+        return f"{name.removesuffix('_id').replace('_', '-')}-{seed[:17]}"
+    return f"{name.replace('_', '-')}-{seed[:12]}"
+
+
+# --------------------------------------------------------------------------- data sources
+
+AMI_ID = "ami-0abcdef1234567890"
+
+
+def data_source_values(tf_type: str, config: dict[str, Any], region: str) -> dict[str, Any]:
+    """Fixed, plausible answers for the data sources the modules read."""
+    if tf_type == "aws_caller_identity":
+        return {"id": ACCOUNT_ID, "account_id": ACCOUNT_ID,
+                "arn": f"arn:{PARTITION}:iam::{ACCOUNT_ID}:user/terraform",
+                "user_id": "AIDAEXAMPLEUSERID0000"}
+    if tf_type == "aws_partition":
+        return {"id": PARTITION, "partition": PARTITION, "dns_suffix": "amazonaws.com",
+                "reverse_dns_prefix": "com.amazonaws"}
+    if tf_type == "aws_region":
+        chosen = config.get("region") or config.get("name") or region
+        return {"id": chosen, "name": chosen, "region": chosen,
+                "endpoint": f"ec2.{chosen}.amazonaws.com",
+                "description": "US East (N. Virginia)" if chosen == "us-east-1" else chosen}
+    if tf_type == "aws_availability_zones":
+        excluded = set(config.get("exclude_names") or [])
+        names = [f"{region}{s}" for s in "abcdef" if f"{region}{s}" not in excluded]
+        return {"id": region, "names": names,
+                "zone_ids": [f"use1-az{i + 1}" for i in range(len(names))],
+                "group_names": [region], "state": config.get("state") or "available"}
+    if tf_type == "aws_ami":
+        return {"id": AMI_ID, "image_id": AMI_ID, "architecture": "x86_64",
+                "name": "ubuntu/images/hvm-ssd-gp3/ubuntu-noble-24.04-amd64-server-20260101",
+                "owner_id": "099720109477", "root_device_name": "/dev/sda1",
+                "root_device_type": "ebs", "virtualization_type": "hvm", "state": "available",
+                "arn": f"arn:{PARTITION}:ec2:{region}::image/{AMI_ID}",
+                "creation_date": "2026-01-01T00:00:00.000Z", "platform_details": "Linux/UNIX",
+                "ena_support": True, "image_type": "machine", "public": True}
+    if tf_type == "aws_route53_zone":
+        name = str(config.get("name") or "example.com").rstrip(".")
+        zone_id = config.get("zone_id") or "Z" + digest(name)[:20].upper()
+        return {"id": zone_id, "zone_id": zone_id, "name": name,
+                "arn": f"arn:{PARTITION}:route53:::hostedzone/{zone_id}",
+                "name_servers": [f"ns-{i}.awsdns-0{i}.com" for i in range(1, 5)],
+                "private_zone": bool(config.get("private_zone")), "comment": "",
+                "resource_record_set_count": 2, "caller_reference": "terraform"}
+    if tf_type == "aws_ssm_parameter":
+        name = str(config.get("name") or "")
+        value = AMI_ID if "/ami" in name or "image" in name else f"value-of-{name}"
+        return {"id": name, "name": name, "type": "String", "value": value,
+                "insecure_value": value, "version": 1,
+                "arn": f"arn:{PARTITION}:ssm:{region}:{ACCOUNT_ID}:parameter/{name.lstrip('/')}"}
+    if tf_type == "aws_ec2_instance_type":
+        instance_type = str(config.get("instance_type") or "")
+        gpus = 1 if instance_type.startswith(("g4", "g5", "g6", "p3", "p4", "p5")) else 0
+        return {"id": instance_type, "instance_type": instance_type, "default_vcpus": 4,
+                "memory_size": 16384, "current_generation": True,
+                "supported_architectures": ["x86_64"],
+                "gpus": [{"count": gpus, "manufacturer": "NVIDIA", "memory_size": 24576,
+                          "name": "A10G"}] if gpus else []}
+    if tf_type == "aws_eip":
+        seed = digest(tf_type, config)
+        return {"id": config.get("id") or "eipalloc-" + seed[:17],
+                "public_ip": config.get("public_ip") or fake_ip(seed, True), "domain": "vpc"}
+    if tf_type == "aws_iam_policy_document":
+        return policy_document(config)
+    return {}
+
+
+def policy_document(config: dict[str, Any]) -> dict[str, Any]:
+    """aws_iam_policy_document: the IAM JSON the real data source renders."""
+    statements: list[dict[str, Any]] = []
+    for source in config.get("source_policy_documents") or []:
+        statements.extend(json.loads(source).get("Statement", []))
+    for block in config.get("statement") or []:
+        statement = _statement(block)
+        sid = statement.get("Sid")
+        statements = [s for s in statements if not sid or s.get("Sid") != sid]
+        statements.append(statement)
+    for override in config.get("override_policy_documents") or []:
+        for statement in json.loads(override).get("Statement", []):
+            sid = statement.get("Sid")
+            replaced = False
+            for index, existing in enumerate(statements):
+                if sid and existing.get("Sid") == sid:
+                    statements[index] = statement
+                    replaced = True
+            if not replaced:
+                statements.append(statement)
+    document: dict[str, Any] = {"Version": config.get("version") or "2012-10-17"}
+    if config.get("policy_id"):
+        document["Id"] = config["policy_id"]
+    document["Statement"] = statements
+    rendered = json.dumps(document, indent=2)
+    return {"id": str(int(digest(rendered)[:8], 16)), "json": rendered,
+            "minified_json": json.dumps(document, separators=(",", ":")),
+            "version": document["Version"]}
+
+
+def _one_or_many(values: list[str]) -> str | list[str]:
+    ordered = sorted(values)
+    return ordered[0] if len(ordered) == 1 else ordered
+
+
+def _statement(block: dict[str, Any]) -> dict[str, Any]:
+    statement: dict[str, Any] = {}
+    if block.get("sid"):
+        statement["Sid"] = block["sid"]
+    statement["Effect"] = block.get("effect") or "Allow"
+    for key, name in (("actions", "Action"), ("not_actions", "NotAction"),
+                      ("resources", "Resource"), ("not_resources", "NotResource")):
+        if block.get(key):
+            statement[name] = _one_or_many(block[key])
+    for key, name in (("principals", "Principal"), ("not_principals", "NotPrincipal")):
+        principals: dict[str, Any] = {}
+        for principal in block.get(key) or []:
+            identifiers = sorted(principal.get("identifiers") or [])
+            if principal.get("type") == "*" and identifiers == ["*"]:
+                principals = {"*": "*"}
+                break
+            principals[principal["type"]] = _one_or_many(identifiers)
+        if principals:
+            statement[name] = "*" if principals == {"*": "*"} else principals
+    conditions: dict[str, dict[str, Any]] = {}
+    for condition in block.get("condition") or []:
+        values = list(condition.get("values") or [])
+        conditions.setdefault(condition["test"], {})[condition["variable"]] = (
+            values[0] if len(values) == 1 else values)
+    if conditions:
+        statement["Condition"] = conditions
+    return statement

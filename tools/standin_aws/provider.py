@@ -1,0 +1,177 @@
+"""What the stand-in provider does with values: plan, apply, read, data sources.
+
+It behaves like an SDKv2 provider with no AWS behind it: a plan keeps the configuration,
+marks computed attributes that have no value yet as unknown and fills in tags_all from the
+provider's default_tags; an apply replaces every unknown with a deterministic fake value
+(ids, ARNs, addresses derived from the resource's own arguments); a read returns the state
+unchanged, so a second plan after apply is empty. Replacement (ForceNew) is not modelled.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from . import fakes
+from .cty import UNKNOWN
+
+Json = dict[str, Any]
+
+
+class Provider:
+    """One configured provider instance: the schema plus region and default tags."""
+
+    def __init__(self, schema: Json) -> None:
+        self.schema = schema
+        self.region = "us-east-1"
+        self.default_tags: dict[str, str] = {}
+        self._issued: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def resource_block(self, tf_type: str) -> Json:
+        return self.schema["resource_schemas"][tf_type]["block"]  # type: ignore[no-any-return]
+
+    def data_block(self, tf_type: str) -> Json:
+        return self.schema["data_source_schemas"][tf_type]["block"]  # type: ignore[no-any-return]
+
+    def configure(self, config: Json) -> None:
+        region = config.get("region")
+        if isinstance(region, str) and region:
+            self.region = region
+        for block in config.get("default_tags") or []:
+            tags = block.get("tags") if isinstance(block, dict) else None
+            if isinstance(tags, dict):
+                self.default_tags.update(
+                    {k: v for k, v in tags.items() if isinstance(v, str)})
+
+    # ----------------------------------------------------------------------- resources
+
+    def plan(self, tf_type: str, prior: Json | None, proposed: Json | None) -> Json | None:
+        if proposed is None:
+            return None
+        block = self.resource_block(tf_type)
+        planned = _walk(block, proposed, _default_or_unknown if prior is None else _default)
+        if "tags_all" in block["attributes"]:
+            planned["tags_all"] = self._tags_all(planned.get("tags"))
+        return planned
+
+    def apply(self, tf_type: str, planned: Json | None) -> Json | None:
+        if planned is None:
+            return None
+        block = self.resource_block(tf_type)
+        known = {k: v for k, v in planned.items() if _is_known(v)}
+        seed = self._seed(tf_type, known)
+        state = dict(planned)
+        if state.get("id") is UNKNOWN:
+            state["id"] = fakes.fake_id(tf_type, known, seed)
+
+        def fill(name: str, attr: Json, value: Any, scope: Json) -> Any:
+            if value is not UNKNOWN:
+                return value
+            return _fake_value(tf_type, name, attr, {**state, **scope}, seed, self.region)
+
+        return _walk(block, state, fill)
+
+    def _tags_all(self, tags: Any) -> Any:
+        if tags is UNKNOWN:
+            return UNKNOWN
+        if isinstance(tags, dict) and any(v is UNKNOWN for v in tags.values()):
+            return UNKNOWN
+        return {**self.default_tags, **(tags or {})}
+
+    def _seed(self, tf_type: str, known: Json) -> str:
+        seed = fakes.digest(tf_type, known)
+        with self._lock:
+            count = self._issued.get(seed, 0)
+            self._issued[seed] = count + 1
+        return seed if count == 0 else fakes.digest(seed, count)
+
+    # ----------------------------------------------------------------------- data sources
+
+    def read_data(self, tf_type: str, config: Json) -> Json:
+        block = self.data_block(tf_type)
+        answers = fakes.data_source_values(tf_type, config, self.region)
+        seed = fakes.digest(tf_type, config)
+
+        def fill(name: str, attr: Json, value: Any, scope: Json) -> Any:
+            if value is not None and value is not UNKNOWN:
+                return value
+            if not attr.get("computed") or scope is not config:
+                return value
+            if name in answers:
+                return answers[name]
+            if attr.get("optional"):
+                return value
+            return _fake_value(tf_type, name, attr, config, seed, self.region)
+
+        state = _walk(block, config, fill)
+        if "tags" in block["attributes"] and state.get("tags") is None:
+            state["tags"] = {}
+        return state
+
+
+# --------------------------------------------------------------------------- helpers
+
+Visitor = Callable[[str, Json, Any, Json], Any]
+
+
+def _walk(block: Json, value: Json, visit: Visitor) -> Json:
+    """A copy of `value` (an object of `block`) with visit() applied to every attribute,
+    nested blocks included."""
+    result = dict(value)
+    for name, attr in block.get("attributes", {}).items():
+        result[name] = visit(name, attr, value.get(name), value)
+    for name, child in block.get("block_types", {}).items():
+        current = value.get(name)
+        if current is None or current is UNKNOWN:
+            continue
+        if child["nesting_mode"] == "single":
+            result[name] = _walk(child["block"], current, visit)
+        elif child["nesting_mode"] == "map":
+            result[name] = {k: _walk(child["block"], v, visit) for k, v in current.items()}
+        else:
+            result[name] = [_walk(child["block"], v, visit) for v in current]
+    return result
+
+
+def _default(name: str, attr: Json, value: Any, scope: Json) -> Any:
+    if value is None and "default" in attr:
+        return attr["default"]
+    return value
+
+
+def _default_or_unknown(name: str, attr: Json, value: Any, scope: Json) -> Any:
+    if value is not None:
+        return value
+    if "default" in attr:
+        return attr["default"]
+    if attr.get("computed"):
+        return UNKNOWN
+    return None
+
+
+def _is_known(value: Any) -> bool:
+    if value is UNKNOWN:
+        return False
+    if isinstance(value, dict):
+        return all(_is_known(v) for v in value.values())
+    if isinstance(value, list):
+        return all(_is_known(v) for v in value)
+    return True
+
+
+def _fake_value(tf_type: str, name: str, attr: Json, state: Json, seed: str,
+                region: str) -> Any:
+    cty = attr.get("type")
+    if cty == "string":
+        return fakes.computed_string(tf_type, name, state, fakes.digest(seed, name), region)
+    if cty == "number":
+        return 1 if name in ("version",) else 0
+    if cty == "bool":
+        return False
+    if isinstance(cty, list) and cty[0] in ("list", "set"):
+        return []
+    if isinstance(cty, list) and cty[0] == "map":
+        return {}
+    return None
