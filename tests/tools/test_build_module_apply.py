@@ -13,7 +13,7 @@ from pathlib import Path
 import build
 import pytest
 from build_services import ROOT, Registry, tiny_context
-from support import need_tool
+from terraform import terraform_command
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
@@ -50,9 +50,8 @@ class Root:
         self.run("init", "-input=false")
 
     def run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        terraform = os.environ.get("TERRAFORM") or need_tool("terraform")
         done = subprocess.run(
-            [terraform, *args],
+            [*terraform_command(), *args],
             cwd=self.dir,
             env=self.env,
             capture_output=True,

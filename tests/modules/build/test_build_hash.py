@@ -12,11 +12,11 @@ import sys
 from pathlib import Path
 
 import pytest
-from support import need_tool
 
 ROOT = Path(__file__).resolve().parents[3]
 sys.path.insert(0, str(ROOT / "tools"))
 import build  # noqa: E402 (tools/ is not a package)
+from terraform import terraform_command  # noqa: E402 (the project's one way to run Terraform)
 
 TREES: dict[str, dict[str, str]] = {
     "plain": {"Dockerfile": "FROM scratch\n", "a.txt": "a", "sub/dir/b.bin": "b\x00\n"},
@@ -39,10 +39,6 @@ TREES: dict[str, dict[str, str]] = {
         "name with spaces.txt": "s",
     },
 }
-
-
-def terraform() -> str:
-    return os.environ.get("TERRAFORM") or need_tool("terraform")
 
 
 def write_tree(root: Path, files: dict[str, str]) -> Path:
@@ -85,9 +81,15 @@ def planned_tags(
     (root / "main.tf.json").write_text(json.dumps(config))
     env = {**os.environ, "TF_IN_AUTOMATION": "1", "TF_CLI_CONFIG_FILE": str(work / "none.tfrc")}
     for args in (["init", "-input=false", "-backend=false"], ["plan", "-input=false", "-out=plan"]):
-        subprocess.run([terraform(), *args], cwd=root, env=env, check=True, capture_output=True)
+        subprocess.run(
+            [*terraform_command(), *args], cwd=root, env=env, check=True, capture_output=True
+        )
     shown = subprocess.run(
-        [terraform(), "show", "-json", "plan"], cwd=root, env=env, check=True, capture_output=True
+        [*terraform_command(), "show", "-json", "plan"],
+        cwd=root,
+        env=env,
+        check=True,
+        capture_output=True,
     )
     outputs = json.loads(shown.stdout)["planned_values"]["outputs"]
     result = {name: (out["value"][0], out["value"][1]) for name, out in outputs.items()}
