@@ -85,8 +85,7 @@ class _Connection(asyncio.Protocol):
         self.served = 0
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        self.transport = transport  # type: ignore[assignment]  # uvloop's is no subclass
         self.server.open_connections.add(self)
 
     def data_received(self, data: bytes) -> None:

@@ -23,6 +23,7 @@ from .middleware import (
     ConcurrencyLimitMiddleware,
     RequestLimitsMiddleware,
 )
+from .pool import UpstreamTransport
 from .upstream import UpstreamProbe
 
 PROBE_TIMEOUT = 5.0
@@ -40,12 +41,11 @@ def create_app(settings: Settings, metrics: Metrics | None = None) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[State]:
         # No httpx timeouts: every request carries its own budget (timeouts.py), enforced
         # around the whole exchange. trust_env=False: HTTP(S)_PROXY must not reroute a
-        # loopback vLLM. The pool is as large as the concurrency limit.
+        # loopback vLLM. Keep-alive connections: as many as the concurrency limit
+        # (pool.py says why not httpx's default pool).
         async with httpx.AsyncClient(
             timeout=httpx.Timeout(None),
-            limits=httpx.Limits(
-                max_connections=None, max_keepalive_connections=settings.max_concurrency
-            ),
+            transport=UpstreamTransport(max_idle=settings.max_concurrency),
             trust_env=False,
             follow_redirects=False,
         ) as client:

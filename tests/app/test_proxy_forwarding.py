@@ -187,7 +187,9 @@ def test_body_over_the_limit_is_413_without_reading_it(
             b"Authorization: Bearer " + API_KEY.encode() + b"\r\n"
             b"Content-Type: application/json\r\nContent-Length: 10000000\r\n\r\n"
         )
-        answer = sock.recv(65536)
+        answer = b""
+        while b"}}" not in answer and (chunk := sock.recv(65536)):
+            answer += chunk
     assert answer.startswith(b"HTTP/1.1 413")
     assert b"request_too_large" in answer
     # Without a length (chunked), the count stops it as soon as it passes the limit.
@@ -211,7 +213,7 @@ def test_over_capacity_is_429_with_retry_after_at_once(
     fake: FakeVLLM, start_proxy: Callable[..., ThreadedProxy]
 ) -> None:
     proxy = start_proxy(fake.url, max_concurrency=2)
-    held = {"model": MODEL, "messages": MESSAGES, "max_tokens": 2, "fake": {"ttft": 1.5}}
+    held = {"model": MODEL, "messages": MESSAGES, "max_tokens": 2, "fake": {"ttft": 3.0}}
     results: list[int] = []
 
     def slow() -> None:
