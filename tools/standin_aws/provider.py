@@ -54,6 +54,9 @@ class Provider:
         planned = _walk(block, proposed, _default_or_unknown if prior is None else _default)
         if "tags_all" in block["attributes"]:
             planned["tags_all"] = self._tags_all(planned.get("tags"))
+        if "region" in block["attributes"] and planned.get("region") in (None, UNKNOWN):
+            # terraform-provider-aws 6 plans the provider's region for every resource.
+            planned["region"] = self.region
         return planned
 
     def apply(self, tf_type: str, planned: Json | None) -> Json | None:

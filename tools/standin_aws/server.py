@@ -15,6 +15,7 @@ import base64
 import datetime
 import json
 import os
+import signal
 import sys
 import tempfile
 import threading
@@ -304,6 +305,8 @@ def serve(schema_path: Path) -> int:
         print("This binary is a plugin (the offline stand-in for hashicorp/aws). It is not "
               "meant to be run directly; Terraform starts it.", file=sys.stderr)
         return 1
+    # Like go-plugin servers: Ctrl-C goes to Terraform, which stops us through Shutdown.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     schema, schema_bytes = load_schema(schema_path)
     stop = threading.Event()
     service = ProviderService(schema, schema_bytes, stop)
@@ -323,13 +326,12 @@ def serve(schema_path: Path) -> int:
         certificate = base64.b64encode(cert_der).decode().rstrip("=")
         sys.stdout.write(f"1|6|unix|{socket}|grpc|{certificate}\n")
         sys.stdout.flush()
-        try:
-            while not stop.wait(0.2):
-                pass
-        except KeyboardInterrupt:
-            pass
-        server.stop(grace=0.5)
-    return 0
+        stop.wait()
+        # go-plugin waits for the process to exit after Shutdown (killing it after 2 s):
+        # give the Shutdown answer a moment to leave, then go at once.
+        server.stop(grace=0.05).wait(0.2)
+    sys.stderr.flush()
+    os._exit(0)
 
 
 def main() -> int:
