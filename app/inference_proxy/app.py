@@ -1,5 +1,6 @@
-"""The app factory: Starlette routes, the pure ASGI middleware stack, and one shared
-httpx.AsyncClient created in the lifespan."""
+"""The app factory: the pure ASGI middleware stack, the forwarding endpoint, a small
+Starlette app for /health, /ready, /metrics, and one shared httpx.AsyncClient created in
+the (Starlette) lifespan."""
 
 from __future__ import annotations
 
@@ -9,9 +10,9 @@ from typing import TypedDict
 
 import httpx
 from starlette.applications import Starlette
-from starlette.middleware import Middleware
 from starlette.routing import Route
 
+from .asgi import ASGIApp, Receive, Scope, Send
 from .auth import KeyChecker
 from .config import Settings
 from .forwarding import Forwarder
@@ -24,6 +25,7 @@ from .middleware import (
     RequestLimitsMiddleware,
 )
 from .pool import UpstreamTransport
+from .routes import PUBLIC_PATHS
 from .upstream import UpstreamProbe
 
 PROBE_TIMEOUT = 5.0
@@ -34,7 +36,23 @@ class State(TypedDict):
     probe: UpstreamProbe
 
 
-def create_app(settings: Settings, metrics: Metrics | None = None) -> Starlette:
+class Dispatch:
+    """Forwarded routes go straight to the Forwarder, so the per-chunk path of a stream
+    passes no Starlette routing or exception wrappers; the public routes and the lifespan
+    go to the Starlette app."""
+
+    def __init__(self, public: ASGIApp, forwarder: ASGIApp) -> None:
+        self.public = public
+        self.forwarder = forwarder
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"] not in PUBLIC_PATHS:
+            await self.forwarder(scope, receive, send)
+        else:
+            await self.public(scope, receive, send)
+
+
+def create_app(settings: Settings, metrics: Metrics | None = None) -> ASGIApp:
     metrics = metrics or Metrics()
 
     @asynccontextmanager
@@ -54,22 +72,19 @@ def create_app(settings: Settings, metrics: Metrics | None = None) -> Starlette:
             )
             yield {"http_client": client, "probe": probe}
 
-    return Starlette(
+    public = Starlette(
         routes=[
             Route("/health", health, methods=["GET"]),
             Route("/ready", ready, methods=["GET"]),
             Route("/metrics", metrics_endpoint(metrics), methods=["GET"]),
-            Route("/{path:path}", Forwarder(settings, metrics)),
-        ],
-        middleware=[
-            Middleware(AccessMiddleware, metrics=metrics),
-            Middleware(AuthMiddleware, keys=KeyChecker(settings.api_keys)),
-            Middleware(
-                RequestLimitsMiddleware,
-                max_header_bytes=settings.max_header_bytes,
-                max_body_bytes=settings.max_body_bytes,
-            ),
-            Middleware(ConcurrencyLimitMiddleware, limit=settings.max_concurrency),
         ],
         lifespan=lifespan,
     )
+    app: ASGIApp = Dispatch(public, Forwarder(settings, metrics))
+    # Outermost last: access (ids, log, metrics) -> auth -> limits -> concurrency.
+    app = ConcurrencyLimitMiddleware(app, limit=settings.max_concurrency)
+    app = RequestLimitsMiddleware(
+        app, max_header_bytes=settings.max_header_bytes, max_body_bytes=settings.max_body_bytes
+    )
+    app = AuthMiddleware(app, keys=KeyChecker(settings.api_keys))
+    return AccessMiddleware(app, metrics=metrics)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
+from typing import cast
 
 import httpx
 
@@ -86,7 +87,8 @@ async def relay(
                 on_retry=on_retry,
             )
             sse = response.headers.get("content-type", "").startswith("text/event-stream")
-            chunks = response.aiter_raw()
+            # The transport's stream itself, not aiter_raw(): no re-chunking layers per chunk.
+            chunks = aiter(cast(httpx.AsyncByteStream, response.stream))
             first = await anext(chunks, b"")
             idle = budget.idle
             phase = "total" if idle is None else "idle"
