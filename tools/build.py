@@ -19,13 +19,14 @@ from __future__ import annotations
 import argparse
 import base64
 import contextlib
+import functools
 import hashlib
 import json
 import os
 import re
 import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -79,7 +80,7 @@ class Target:
 
     address: str
     repository: str
-    auth: Auth | None = None
+    auth: Auth | None = field(default=None, repr=False)  # never in a log or traceback
 
     def reference(self, tag: str) -> str:
         return f"{self.address}/{self.repository}:{tag}"
@@ -127,6 +128,7 @@ def _segment_regex(segment: str) -> str:
     return "".join(out)
 
 
+@functools.cache
 def glob_regex(pattern: str) -> re.Pattern[str]:
     """A glob as Terraform's fileset() reads it: `**` as a whole segment spans directories."""
     segments = pattern.split("/")
