@@ -42,9 +42,10 @@ class Settings:
         defaults = cls()
         upstream = env.get("PROXY_UPSTREAM_URL", defaults.upstream_url).rstrip("/")
         parts = urlsplit(upstream)
-        if parts.scheme not in {"http", "https"} or not parts.netloc:
+        # Plain HTTP only: vLLM listens on loopback or inside the VPC (pool.py).
+        if parts.scheme != "http" or not parts.netloc:
             raise ConfigError(
-                f"PROXY_UPSTREAM_URL={upstream!r} is not an http(s) URL; "
+                f"PROXY_UPSTREAM_URL={upstream!r} is not an http:// URL; "
                 "use e.g. http://127.0.0.1:8000"
             )
         log_format = env.get("PROXY_LOG_FORMAT", defaults.log_format).strip().lower()

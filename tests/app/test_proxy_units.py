@@ -62,6 +62,7 @@ def test_settings_read_every_variable() -> None:
         ({"PROXY_DEFAULT_TIMEOUT": "700"}, "PROXY_MAX_TIMEOUT"),
         ({"PROXY_LOG_FORMAT": "xml"}, "PROXY_LOG_FORMAT"),
         ({"PROXY_UPSTREAM_URL": "127.0.0.1:8000"}, "PROXY_UPSTREAM_URL"),
+        ({"PROXY_UPSTREAM_URL": "https://vllm.internal"}, "PROXY_UPSTREAM_URL"),
         ({"PROXY_API_KEYS_FILE": "/nonexistent/keys"}, "PROXY_API_KEYS_FILE"),
     ],
 )
