@@ -35,7 +35,9 @@ resource "aws_vpc" "this" {
 # The default security group of a new VPC allows all traffic between its members; take
 # every rule away so nothing relies on it by accident.
 resource "aws_default_security_group" "this" {
-  vpc_id = aws_vpc.this.id
+  vpc_id  = aws_vpc.this.id
+  ingress = []
+  egress  = []
 
   tags = merge(var.tags, { Name = "${var.name}-default-deny" })
 }

@@ -14,7 +14,7 @@ variable "cidr_block" {
   default     = "10.0.0.0/16"
 
   validation {
-    condition     = can(cidrhost(var.cidr_block, 0)) && tonumber(split("/", var.cidr_block)[1]) <= 20
+    condition     = can(cidrhost(var.cidr_block, 0)) && try(tonumber(split("/", var.cidr_block)[1]) <= 20, false)
     error_message = "cidr_block must be a valid IPv4 CIDR block with a prefix length of /20 or shorter (room for 6 public and 6 private /24 subnets), e.g. 10.0.0.0/16."
   }
 }
