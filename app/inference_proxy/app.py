@@ -33,6 +33,7 @@ PROBE_TIMEOUT = 5.0
 
 class State(TypedDict):
     http_client: httpx.AsyncClient
+    upstream: UpstreamTransport
     probe: UpstreamProbe
 
 
@@ -61,16 +62,17 @@ def create_app(settings: Settings, metrics: Metrics | None = None) -> ASGIApp:
         # around the whole exchange. trust_env=False: HTTP(S)_PROXY must not reroute a
         # loopback vLLM. Keep-alive connections: as many as the concurrency limit
         # (pool.py says why not httpx's default pool).
+        transport = UpstreamTransport(max_idle=settings.max_concurrency)
         async with httpx.AsyncClient(
             timeout=httpx.Timeout(None),
-            transport=UpstreamTransport(max_idle=settings.max_concurrency),
+            transport=transport,
             trust_env=False,
             follow_redirects=False,
         ) as client:
             probe = UpstreamProbe(
                 client, settings.upstream_url, timeout=min(PROBE_TIMEOUT, settings.default_timeout)
             )
-            yield {"http_client": client, "probe": probe}
+            yield {"http_client": client, "upstream": transport, "probe": probe}
 
     public = Starlette(
         routes=[

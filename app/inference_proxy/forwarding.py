@@ -5,18 +5,18 @@ from __future__ import annotations
 import asyncio
 import json
 from typing import Any
-
-import httpx
+from urllib.parse import urlsplit
 
 from .asgi import Receive, Scope, Send, header
 from .config import Settings
 from .context import CONTEXT_KEY, RequestContext
 from .errors import BadRequest, NotFound, PayloadTooLarge, ProxyError, RequestTimeout
 from .metrics import Metrics
+from .pool import UpstreamTransport, request_head
 from .routes import is_forwarded
 from .streaming import Exchange, relay
 from .timeouts import RequestFacts, compute_budget, request_facts
-from .upstream import request_headers, upstream_url
+from .upstream import Target, request_headers, upstream_target
 
 
 class ClientGone(Exception):
@@ -27,10 +27,14 @@ class Forwarder:
     def __init__(self, settings: Settings, metrics: Metrics) -> None:
         self.settings = settings
         self.metrics = metrics
+        url = urlsplit(settings.upstream_url)
+        self.host = url.hostname or "127.0.0.1"
+        self.port = url.port or 80
+        self.host_header = url.netloc.encode()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         ctx: RequestContext = scope[CONTEXT_KEY]
-        client: httpx.AsyncClient = scope["state"]["http_client"]
+        transport: UpstreamTransport = scope["state"]["upstream"]
         s = self.settings
         try:
             if not is_forwarded(scope["path"]):
@@ -59,15 +63,24 @@ class Forwarder:
             default_timeout=s.default_timeout,
             max_timeout=s.max_timeout,
         )
-        request = client.build_request(
-            scope["method"],
-            upstream_url(s.upstream_url, scope["path"], scope.get("query_string", b"")),
-            headers=request_headers(scope["headers"], ctx.request_id),
-            content=body or None,
+        method: str = scope["method"]
+        headers = request_headers(scope["headers"], ctx.request_id)
+        headers.append((b"host", self.host_header))
+        if body or method in {"POST", "PUT", "PATCH"}:
+            headers.append((b"content-length", b"%d" % len(body)))
+        target = Target(
+            host=self.host,
+            port=self.port,
+            head=request_head(
+                method.encode(),
+                upstream_target(scope["path"], scope.get("query_string", b"")),
+                headers,
+            ),
+            body=body,
+            head_only=method == "HEAD",
         )
-        await relay(
-            client, Exchange(request, budget, s.retry_window), ctx, receive, send, self.metrics
-        )
+        exchange = Exchange(target, budget, s.retry_window)
+        await relay(transport, exchange, ctx, receive, send, self.metrics)
 
 
 async def read_body(receive: Receive, *, max_bytes: int, seconds: float) -> bytes:

@@ -13,15 +13,19 @@ cancel scopes, and every chunk through h11's pure-Python parser. Here:
 * a response closed before its end (client gone, timeout) closes its connection: it is
   never reused, and vLLM sees the disconnect and aborts the generation.
 
-httpx's client, request and response types and its exceptions stay as they are, so the
-rest of the proxy (and the retry rules on httpx.ConnectError and friends) is plain httpx.
+It raises httpx's exceptions (the retry rules are written against httpx.ConnectError and
+friends) and serves httpx.AsyncClient as a transport (the health probes). The forwarding
+path calls `open()` directly: building httpx URL, Request and Response objects and going
+through the client's auth, redirect and cookie steps costs more per request than all the
+rest of the proxy.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass
 
 import httptools
 import httpx
@@ -208,22 +212,22 @@ class UpstreamTransport(httpx.AsyncBaseTransport):
         self._all.discard(connection)
         connection.close()
 
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        url = request.url
-        if url.scheme != "http":
-            raise httpx.UnsupportedProtocol(f"only http:// upstreams are supported, not {url}")
-        timeouts: dict[str, float | None] = request.extensions.get("timeout", {})
-        key = (url.host, url.port or 80)
-        body = b"".join([part async for part in request.stream])  # type: ignore[union-attr]
-        head = b"%s %s HTTP/1.1\r\n%s\r\n" % (
-            request.method.encode(),
-            url.raw_path,
-            b"".join(b"%s: %s\r\n" % (k, v) for k, v in request.headers.raw),
-        )
-        connection = await self._checkout(*key, timeouts.get("connect"))
+    async def open(
+        self,
+        host: str,
+        port: int,
+        head: bytes,
+        body: bytes,
+        *,
+        head_only: bool = False,
+        connect_timeout: float | None = None,
+        read_timeout: float | None = None,
+    ) -> UpstreamResponse:
+        """Send one request (`head` = request line and headers) and return once vLLM's
+        response headers are in; the body is read from the returned stream."""
+        connection = await self._checkout(host, port, connect_timeout)
         try:
             await connection.send_request(head, body)
-            read_timeout = timeouts.get("read")
             while not connection.headers_done:
                 if connection.error is not None:
                     raise connection.error
@@ -233,12 +237,32 @@ class UpstreamTransport(httpx.AsyncBaseTransport):
             # what tells vLLM to stop.
             self._discard(connection)
             raise
-        if request.method == "HEAD":
+        if head_only:
             connection.complete, connection.keep_alive = True, False
+        stream = _BodyStream(self, (host, port), connection, read_timeout)
+        return UpstreamResponse(connection.status, connection.headers, stream)
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        """The httpx interface (the probes use it through httpx.AsyncClient)."""
+        url = request.url
+        if url.scheme != "http":
+            raise httpx.UnsupportedProtocol(f"only http:// upstreams are supported, not {url}")
+        timeouts: dict[str, float | None] = request.extensions.get("timeout", {})
+        body = b"".join([part async for part in request.stream])  # type: ignore[union-attr]
+        head = request_head(request.method.encode(), url.raw_path, request.headers.raw)
+        response = await self.open(
+            url.host,
+            url.port or 80,
+            head,
+            body,
+            head_only=request.method == "HEAD",
+            connect_timeout=timeouts.get("connect"),
+            read_timeout=timeouts.get("read"),
+        )
         return httpx.Response(
-            status_code=connection.status,
-            headers=connection.headers,
-            stream=_BodyStream(self, key, connection, read_timeout),
+            status_code=response.status,
+            headers=response.headers,
+            stream=response.stream,
             extensions={"http_version": b"HTTP/1.1"},
         )
 
@@ -247,6 +271,29 @@ class UpstreamTransport(httpx.AsyncBaseTransport):
         self._idle.clear()
         for connection in list(self._all):
             self._discard(connection)
+
+
+def request_head(method: bytes, target: bytes, headers: Iterable[tuple[bytes, bytes]]) -> bytes:
+    """Request line and header block of an HTTP/1.1 request."""
+    lines = b"".join(b"%s: %s\r\n" % (k, v) for k, v in headers)
+    return b"%s %s HTTP/1.1\r\n%s\r\n" % (method, target, lines)
+
+
+@dataclass(slots=True)
+class UpstreamResponse:
+    status: int
+    headers: list[tuple[bytes, bytes]]
+    stream: _BodyStream
+
+    def header(self, name: bytes) -> bytes | None:
+        """First value of response header `name` (lower-case)."""
+        for key, value in self.headers:
+            if key.lower() == name:
+                return value
+        return None
+
+    async def aclose(self) -> None:
+        await self.stream.aclose()
 
 
 class _BodyStream(httpx.AsyncByteStream):

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from typing import cast
 
 import httpx
 
@@ -16,8 +15,9 @@ from .context import RequestContext
 from .errors import ProxyError, UpstreamError, UpstreamTimeout, UpstreamUnavailable, sse_error_event
 from .metrics import Metrics
 from .middleware import ClientDisconnected
+from .pool import UpstreamResponse, UpstreamTransport
 from .timeouts import Budget
-from .upstream import open_upstream, response_headers
+from .upstream import Target, open_upstream, response_headers
 
 
 class DisconnectWatcher:
@@ -50,13 +50,13 @@ class DisconnectWatcher:
 
 @dataclass(slots=True)
 class Exchange:
-    request: httpx.Request
+    target: Target
     budget: Budget
     retry_window: float
 
 
 async def relay(
-    client: httpx.AsyncClient,
+    transport: UpstreamTransport,
     exchange: Exchange,
     ctx: RequestContext,
     receive: Receive,
@@ -70,7 +70,7 @@ async def relay(
     budget = exchange.budget
     start = loop.time()
     total_deadline = None if budget.total is None else start + budget.total
-    response: httpx.Response | None = None
+    response: UpstreamResponse | None = None
     started = False
     sse = False
     phase = "first_byte"
@@ -81,14 +81,13 @@ async def relay(
     try:
         async with asyncio.timeout_at(start + budget.first_byte) as timer:
             response = await open_upstream(
-                client,
-                exchange.request,
+                transport,
+                exchange.target,
                 retry_until=min(start + budget.first_byte, start + exchange.retry_window),
                 on_retry=on_retry,
             )
-            sse = response.headers.get("content-type", "").startswith("text/event-stream")
-            # The transport's stream itself, not aiter_raw(): no re-chunking layers per chunk.
-            chunks = aiter(cast(httpx.AsyncByteStream, response.stream))
+            sse = (response.header(b"content-type") or b"").startswith(b"text/event-stream")
+            chunks = aiter(response.stream)
             first = await anext(chunks, b"")
             idle = budget.idle
             phase = "total" if idle is None else "idle"
@@ -96,9 +95,9 @@ async def relay(
             await send(
                 {
                     "type": "http.response.start",
-                    "status": response.status_code,
+                    "status": response.status,
                     # An SSE stream may get an error event appended: drop its length.
-                    "headers": response_headers(response.headers.raw, keep_length=not sse),
+                    "headers": response_headers(response.headers, keep_length=not sse),
                 }
             )
             started = True

@@ -11,6 +11,7 @@ from urllib.parse import quote
 import httpx
 
 from .errors import UpstreamUnavailable
+from .pool import UpstreamResponse, UpstreamTransport
 
 # Hop-by-hop headers (RFC 9110 7.6.1) and those the proxy owns: the client's API key is
 # for the proxy and never reaches vLLM; host and length are set by httpx.
@@ -48,11 +49,10 @@ FIRST_BACKOFF = 0.05
 MAX_BACKOFF = 1.0
 
 
-def upstream_url(base: str, path: str, query_string: bytes) -> str:
-    url = base + quote(path, safe="/:@!$&'()*+,;=-._~")
-    if query_string:
-        url += "?" + query_string.decode("latin-1")
-    return url
+def upstream_target(path: str, query_string: bytes) -> bytes:
+    """The request target sent to vLLM: the path (percent-encoded again) and the query."""
+    target = quote(path, safe="/:@!$&'()*+,;=-._~").encode()
+    return target + b"?" + query_string if query_string else target
 
 
 def request_headers(
@@ -74,13 +74,13 @@ def response_headers(
 
 
 async def open_upstream(
-    client: httpx.AsyncClient,
-    request: httpx.Request,
+    transport: UpstreamTransport,
+    target: Target,
     *,
     retry_until: float,
     on_retry: Callable[[Exception], None],
-) -> httpx.Response:
-    """Send `request` and return the response with its body unread. Connection failures
+) -> UpstreamResponse:
+    """Send the request and return the response with its body unread. Connection failures
     are retried, first at once (a stale keep-alive connection) then with doubling backoff,
     until `retry_until` (loop time); then UpstreamUnavailable (503). Callers bound the whole
     call with their first-byte budget."""
@@ -88,17 +88,30 @@ async def open_upstream(
     delay = 0.0
     while True:
         try:
-            return await client.send(request, stream=True)
+            return await transport.open(
+                target.host, target.port, target.head, target.body, head_only=target.head_only
+            )
         except RETRYABLE as exc:
             if loop.time() + delay > retry_until:
                 raise UpstreamUnavailable(
-                    f"vLLM at {request.url.scheme}://{request.url.netloc.decode()} is unreachable "
+                    f"vLLM at {target.host}:{target.port} is unreachable "
                     f"({type(exc).__name__}); it may be starting or restarting, retry shortly."
                 ) from exc
             on_retry(exc)
             if delay:
                 await asyncio.sleep(delay)
             delay = min(MAX_BACKOFF, max(FIRST_BACKOFF, delay * 2))
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """One request for vLLM, ready for the wire."""
+
+    host: str
+    port: int
+    head: bytes
+    body: bytes
+    head_only: bool
 
 
 @dataclass(frozen=True, slots=True)

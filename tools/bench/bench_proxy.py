@@ -46,6 +46,7 @@ ROOT = Path(__file__).resolve().parents[2]
 CACHE = Path(os.environ.get("EC2I_CACHE", Path.home() / ".cache" / "ec2-inference"))
 MODEL = "fake-org/Fake-Model-8B-Instruct"
 KEY = "bench-key-0123456789"
+LITELLM_KEY = "sk-bench-0123456789abcdef"
 TOKEN = re.compile(rb'"t\d+ "')
 PROXY_CPU = 1
 LOAD_CPU = 0
@@ -262,6 +263,8 @@ def start_litellm(workdir: Path, upstream: int) -> Path_:
                     }
                 ],
                 "litellm_settings": {"drop_params": True, "telemetry": False},
+                # It refuses to start without a key; with one, it checks keys as we do.
+                "general_settings": {"master_key": LITELLM_KEY},
             }
         )
     )
@@ -284,7 +287,12 @@ def start_litellm(workdir: Path, upstream: int) -> Path_:
         stderr=log_to(workdir / "litellm.log"),
     )
     wait_port(port, 180, proc)
-    return Path_("LiteLLM proxy", port, proc=proc)
+    return Path_(
+        "LiteLLM proxy",
+        port,
+        headers=b"Authorization: Bearer " + LITELLM_KEY.encode() + b"\r\n",
+        proc=proc,
+    )
 
 
 # -- load -------------------------------------------------------------------------------
