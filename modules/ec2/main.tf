@@ -149,6 +149,8 @@ resource "aws_instance" "this" {
   key_name               = var.key_name
   ebs_optimized          = true
   monitoring             = true
+  # Linux: there is no Windows administrator password to fetch into state.
+  get_password_data = false
 
   # A change of the scripts shows up here as an in-place update; the per-boot recovery
   # script applies it. Replacement is instance_version's job alone.

@@ -1,0 +1,324 @@
+"""modules/ec2 planned with real Terraform: the security defaults, the rendered instance
+scripts (the exact bytes the plan hands to the scripts bucket) and every precondition."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "tools"))
+from terraform import TerraformError
+
+HERE = Path(__file__).resolve().parent
+MODULE = "modules/ec2"
+UNKNOWN = "(known after apply)"
+CASES = ("cpu_no_https", "gpu_https", "ami_lookup", "multi_gpu")
+
+
+@pytest.fixture(scope="module")
+def plans(plan_summary: Any) -> dict[str, Any]:
+    return {
+        case: plan_summary(MODULE, tf_var_files=[str(HERE / f"{case}.tfvars")]) for case in CASES
+    }
+
+
+def scripts(plan: Any) -> dict[str, str]:
+    return {key.removeprefix("scripts/"): value for key, value in plan.outputs["scripts"].items()}
+
+
+def location(site: str, pattern: str) -> str:
+    """The body of the NGINX location block whose header matches pattern."""
+    match = re.search(r"location " + pattern + r"[^{\n]*\{(.*?)\n    \}", site, re.S)
+    assert match, f"no location {pattern} in the site"
+    return match[1]
+
+
+# --- security defaults --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_imds_v2_required_with_hop_limit_1(plans: dict[str, Any], case: str) -> None:
+    (metadata,) = plans[case].values["aws_instance.this"]["metadata_options"]
+    assert metadata["http_tokens"] == "required"
+    assert metadata["http_put_response_hop_limit"] == 1
+    assert metadata["http_endpoint"] == "enabled"
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_root_and_data_volumes_are_encrypted(plans: dict[str, Any], case: str) -> None:
+    (root,) = plans[case].values["aws_instance.this"]["root_block_device"]
+    assert root["encrypted"] is True
+    assert plans[case].values["aws_ebs_volume.data"]["encrypted"] is True
+
+
+def ingress(plan: Any) -> set[tuple[int, str]]:
+    return {
+        (values["from_port"], values["cidr_ipv4"])
+        for address, values in plan.values.items()
+        if address.startswith("aws_vpc_security_group_ingress_rule.")
+    }
+
+
+def test_without_https_only_port_80_is_open(plans: dict[str, Any]) -> None:
+    assert ingress(plans["cpu_no_https"]) == {(80, "0.0.0.0/0")}
+    assert plans["cpu_no_https"].values["aws_instance.this"].get("key_name") in (None, UNKNOWN)
+    assert plans["gpu_https"].values["aws_instance.this"]["key_name"] == "ops"
+
+
+def test_https_opens_443_and_ssh_only_from_ssh_cidr_blocks(plans: dict[str, Any]) -> None:
+    assert ingress(plans["gpu_https"]) == {
+        (80, "0.0.0.0/0"),
+        (443, "0.0.0.0/0"),
+        (22, "198.51.100.7/32"),
+    }
+
+
+def test_instance_policy_grants_exactly_what_the_boot_needs(plans: dict[str, Any]) -> None:
+    policy = plans["gpu_https"].values["aws_iam_role_policy.this"]["policy"]
+    if policy is None:
+        pytest.fail("the instance policy is unknown at plan time")
+    statements = {s["Sid"]: s for s in json.loads(policy)["Statement"]}
+    arn = "arn:aws:ssm:us-east-1:123456789012:parameter/inference"
+
+    def actions(sid: str) -> set[str]:
+        value = statements[sid]["Action"]
+        return {value} if isinstance(value, str) else set(value)
+
+    def resources(sid: str) -> set[str]:
+        value = statements[sid]["Resource"]
+        return {value} if isinstance(value, str) else set(value)
+
+    assert set(statements) == {
+        "ReadScripts",
+        "EcrAuthorization",
+        "EcrPull",
+        "ReadSecrets",
+        "CreateApiKeys",
+        "NeverOverwriteApiKeys",
+    }
+    assert actions("ReadScripts") == {"s3:GetObject"}
+    assert resources("ReadScripts") == {"arn:aws:s3:::llm-dev-123456789012-us-east-1/scripts/*"}
+    assert actions("EcrAuthorization") == {"ecr:GetAuthorizationToken"}
+    assert actions("EcrPull") == {
+        "ecr:BatchCheckLayerAvailability",
+        "ecr:BatchGetImage",
+        "ecr:GetDownloadUrlForLayer",
+    }
+    assert resources("EcrPull") == {"arn:aws:ecr:us-east-1:123456789012:repository/llm-dev"}
+    assert actions("ReadSecrets") == {"ssm:GetParameter"}
+    assert resources("ReadSecrets") == {f"{arn}/hf_token", f"{arn}/api_keys"}
+    assert actions("CreateApiKeys") == {"ssm:PutParameter"}
+    assert resources("CreateApiKeys") == {f"{arn}/api_keys"}
+    assert statements["NeverOverwriteApiKeys"]["Effect"] == "Deny"
+    assert statements["NeverOverwriteApiKeys"]["Condition"] == {
+        "StringEquals": {"ssm:Overwrite": "true"}
+    }
+    for sid in statements:
+        if sid != "NeverOverwriteApiKeys":
+            assert statements[sid]["Effect"] == "Allow"
+    attached = plans["gpu_https"].values["aws_iam_role_policy_attachment.ssm_core"]
+    assert attached["policy_arn"] == "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore"
+
+
+def test_the_ami_comes_from_ssm_only_without_an_explicit_ami_id(plans: dict[str, Any]) -> None:
+    (read,) = [
+        r
+        for r in plans["ami_lookup"].raw["prior_state"]["values"]["root_module"]["resources"]
+        if r["address"] == "data.aws_ssm_parameter.ami[0]"
+    ]
+    assert read["values"]["name"] == (
+        "/aws/service/deeplearning/ami/x86_64/base-oss-nvidia-driver-gpu-ubuntu-22.04/latest/ami-id"
+    )
+    looked_up = read["values"]["insecure_value"]
+    assert plans["ami_lookup"].values["aws_instance.this"]["ami"] == looked_up
+    for case in ("cpu_no_https", "gpu_https", "multi_gpu"):
+        prior = plans[case].raw.get("prior_state", {}).get("values", {}).get("root_module", {})
+        assert not [r for r in prior.get("resources", []) if r["type"] == "aws_ssm_parameter"]
+        assert plans[case].values["aws_instance.this"]["ami"] == "ami-0123456789abcdef0"
+
+
+# --- rendered scripts ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_bootstrap_is_small_and_pins_the_exact_scripts(plans: dict[str, Any], case: str) -> None:
+    user_data = plans[case].outputs["user_data"]
+    assert len(user_data.encode()) < 2048
+    rendered = scripts(plans[case])
+    names = re.search(r'^names="([^"]+)"$', user_data, re.M)
+    assert names, user_data
+    # The bootstrap fetches exactly the uploaded files, and the hash it waits for is the
+    # hash of those files concatenated in that order.
+    assert names[1].split() == sorted(rendered)
+    digest = hashlib.sha256("".join(rendered[n] for n in sorted(rendered)).encode()).hexdigest()
+    assert re.search(rf"^want={digest}$", user_data, re.M)
+    assert plans[case].outputs["scripts_sha256"] == digest
+
+
+def test_nginx_site_carries_the_configured_timeouts_unbuffered(plans: dict[str, Any]) -> None:
+    # cpu_no_https.tfvars: default_timeout 60, max_timeout 300; NGINX adds a 30 s margin.
+    site = scripts(plans["cpu_no_https"])["nginx-site.conf"]
+    generation = location(site, r"~ \^/v1/\(chat/completions\|completions\|responses\)\$")
+    assert "proxy_buffering off;" in generation
+    assert "proxy_read_timeout 330s;" in generation
+    other = location(site, r"~ \^/\(v1/\|tokenize\$")
+    assert "proxy_buffering off;" in other
+    assert "proxy_read_timeout 90s;" in other
+    health = location(site, r"~ \^/\(health\|ready\)\$")
+    assert "proxy_read_timeout 10s;" in health
+    assert "proxy_ignore_client_abort off;" in site
+    assert "listen 80 default_server;" in site
+    assert "ssl_certificate" not in site and "Strict-Transport-Security" not in site
+
+    multi = scripts(plans["multi_gpu"])["nginx-site.conf"]  # 120 / 900
+    assert "proxy_read_timeout 930s;" in location(multi, r"~ \^/v1/\(chat/completions")
+    assert "proxy_read_timeout 150s;" in location(multi, r"~ \^/\(v1/\|tokenize\$")
+
+
+def test_https_site_is_self_contained_with_hsts(plans: dict[str, Any]) -> None:
+    rendered = scripts(plans["gpu_https"])
+    site = rendered["nginx-site.conf"]
+    assert "listen 443 ssl;" in site
+    assert "ssl_certificate /etc/letsencrypt/live/llm.example.com/fullchain.pem;" in site
+    assert "ssl_certificate_key /etc/letsencrypt/live/llm.example.com/privkey.pem;" in site
+    assert "ssl_protocols TLSv1.2 TLSv1.3;" in site
+    assert 'Strict-Transport-Security "max-age=63072000; includeSubDomains" always' in site
+    assert "return 301 https://$host$request_uri;" in site
+    assert not re.search(r"^\s*include ", site, re.M)
+    for name in ("setup-certbot.sh", "nginx-acme.conf", "inference-cert-renew.timer"):
+        assert name in rendered
+        assert name not in scripts(plans["cpu_no_https"])
+
+
+def test_vllm_unit_runs_the_pinned_image_on_loopback(plans: dict[str, Any]) -> None:
+    gpu = scripts(plans["multi_gpu"])["vllm.service"]
+    assert "--gpus all" in gpu and "--ipc=host" in gpu
+    assert "--publish 127.0.0.1:8000:8000" in gpu
+    assert "vllm/vllm-openai:v0.10.2" in gpu
+    assert "--model Qwen/Qwen2.5-32B-Instruct" in gpu
+    assert "--tensor-parallel-size 4" in gpu
+    assert "--gpu-memory-utilization 0.92" in gpu
+    assert "--max-model-len 16384" in gpu
+    assert "--volume /opt/models:/models" in gpu
+
+    cpu = scripts(plans["cpu_no_https"])["vllm.service"]
+    assert "--gpus" not in cpu and "--tensor-parallel-size" not in cpu
+    assert "public.ecr.aws/q9t5s3a7/vllm-cpu-release-repo:v0.10.2" in cpu
+
+    https = scripts(plans["gpu_https"])["vllm.service"]
+    assert https.rstrip().endswith("WantedBy=multi-user.target")
+    assert "--max-model-len 8192 --enable-prefix-caching --max-num-seqs=64\n" in https
+
+
+def test_proxy_unit_gets_the_timeouts_and_waits_for_vllm(plans: dict[str, Any]) -> None:
+    unit = scripts(plans["cpu_no_https"])["inference-proxy.service"]
+    assert "Requires=docker.service vllm.service" in unit
+    assert "ExecStartPre=/opt/inference/scripts/wait-for-vllm.sh" in unit
+    for setting in (
+        "PROXY_DEFAULT_TIMEOUT=60",
+        "PROXY_MAX_TIMEOUT=300",
+        "PROXY_UPSTREAM_URL=http://vllm:8000",
+        "PROXY_PORT=8080",
+        "--publish 127.0.0.1:8080:8080",
+        "--env-file /etc/inference/proxy.env",
+    ):
+        assert setting in unit
+    assert "123456789012.dkr.ecr.us-east-1.amazonaws.com/llm-dev:0123456789abcdef" in unit
+
+
+def test_settings_file_holds_parameter_names_not_secrets(plans: dict[str, Any]) -> None:
+    env = scripts(plans["gpu_https"])["inference.env"]
+    assert "HF_TOKEN_PARAMETER='/inference/hf_token'" in env
+    assert "API_KEYS_PARAMETER='/inference/api_keys'" in env
+    assert "DOMAIN_NAME='llm.example.com'" in env
+    for line in env.splitlines():
+        assert line.startswith("#") or re.fullmatch(r"[A-Z_]+='[^']*'", line), line
+
+
+def test_api_keys_are_created_without_overwrite(plans: dict[str, Any]) -> None:
+    secrets = scripts(plans["cpu_no_https"])["setup-secrets.sh"]
+    assert "--no-overwrite" in secrets and "--overwrite " not in secrets
+    assert "ParameterNotFound" in secrets
+
+
+# --- preconditions and validations --------------------------------------------------------
+
+NEGATIVE = {
+    "tensor_parallel_exceeds_gpus": (
+        "multi_gpu",
+        {"instance_type": "g5.xlarge"},
+        "exceeds the 1 GPU(s) of g5.xlarge",
+    ),
+    "tensor_parallel_without_gpu": (
+        "cpu_no_https",
+        {"vllm": {"image": "x/y:v1", "model_id": "a/b", "tensor_parallel_size": 2}},
+        "tensor_parallel_size must be 1 without a GPU",
+    ),
+    "max_timeout_below_default": (
+        "cpu_no_https",
+        {"proxy": {"default_timeout": 100, "max_timeout": 50}},
+        "max_proxy_timeout must be greater than or equal to default_proxy_timeout",
+    ),
+    "https_without_domain": (
+        "cpu_no_https",
+        {"https": {"enabled": True, "acme_email": "ops@example.com"}},
+        "HTTPS needs a domain name",
+    ),
+    "https_without_email": (
+        "cpu_no_https",
+        {"https": {"enabled": True, "domain_name": "llm.example.com"}},
+        "HTTPS needs acme_email",
+    ),
+    "unpinned_vllm_image": (
+        "cpu_no_https",
+        {"vllm": {"image": "vllm/vllm-openai:latest", "model_id": "a/b"}},
+        "vllm.image must be pinned",
+    ),
+    "extra_args_with_spaces": (
+        "cpu_no_https",
+        {"vllm": {"image": "x/y:v1", "model_id": "a/b", "extra_args": ["--a b"]}},
+        "vllm.extra_args entries may contain only",
+    ),
+    "tensor_parallel_not_power_of_two": (
+        "multi_gpu",
+        {"vllm": {"image": "x/y:v1", "model_id": "a/b", "tensor_parallel_size": 3}},
+        "vllm.tensor_parallel_size must be one of 1, 2, 4, 8",
+    ),
+    "bad_cidr": (
+        "cpu_no_https",
+        {"allowed_cidr_blocks": ["10.0.0.0/33"]},
+        "allowed_cidr_blocks must contain valid IPv4 CIDR blocks",
+    ),
+    "bad_ssh_cidr": (
+        "cpu_no_https",
+        {"ssh_cidr_blocks": ["everywhere"]},
+        "ssh_cidr_blocks must contain valid IPv4 CIDR blocks",
+    ),
+    "bad_ami_id": ("cpu_no_https", {"ami_id": "ubuntu"}, "ami_id must look like ami-"),
+    "bad_parameter_name": (
+        "cpu_no_https",
+        {"api_keys_parameter_name": "api keys"},
+        "api_keys_parameter_name must be an SSM parameter path",
+    ),
+    "bad_email": (
+        "cpu_no_https",
+        {"https": {"enabled": True, "domain_name": "a.example.com", "acme_email": "nobody"}},
+        "https.acme_email must be an email address",
+    ),
+    "proxy_port_of_vllm": ("cpu_no_https", {"proxy": {"port": 8000}}, "proxy.port must be"),
+    "instance_version_zero": ("cpu_no_https", {"instance_version": 0}, "instance_version must"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(NEGATIVE))
+def test_invalid_configuration_fails_with_its_message(plan_summary: Any, name: str) -> None:
+    case, overrides, message = NEGATIVE[name]
+    with pytest.raises(TerraformError) as failure:
+        plan_summary(MODULE, tf_var_files=[str(HERE / f"{case}.tfvars")], **overrides)
+    assert message in " ".join(str(failure.value).split()), str(failure.value)
