@@ -149,6 +149,7 @@ class ClassInfo:
     flags: dict[str, tuple[bool, bool, bool]] = field(default_factory=dict)
     resets: set[str] = field(default_factory=set)
     getters: dict[str, str] = field(default_factory=dict)  # snake name -> return expression
+    getter_names: dict[str, str] = field(default_factory=dict)  # snake name -> getter name
     inits: dict[str, tuple[str, bool | None]] = field(default_factory=dict)  # snake -> cls
 
 
@@ -203,10 +204,12 @@ def _class_info(body: str) -> ClassInfo:
         quoted = re.search(r"'([\w-]+)'", expr)
         if quoted:
             info.getters[quoted[1]] = expr
+            info.getter_names.setdefault(quoted[1], m["camel"])
             continue
         own = re.fullmatch(r"this\._(\w+)", expr.strip())
         if own and own[1] in fields:
             info.getters[fields[own[1]][0]] = expr
+            info.getter_names.setdefault(fields[own[1]][0], m["camel"])
     return info
 
 
@@ -293,7 +296,10 @@ class Builder:
             if flags is not None:
                 computed, optional, required = flags
             else:
-                reset = _reset_name(entry.value)
+                # The getter's name, not the field's: the binding renames some properties
+                # (get_password_data is `fetchPasswordData`, self is `selfAttribute`).
+                getter = info.getter_names.get(entry.name)
+                reset = getter[0].upper() + getter[1:] if getter else _reset_name(entry.value)
                 required = reset is None or reset not in info.resets
                 optional, computed = not required, False
             if entry.is_block or not _STORAGE.match(entry.storage):
