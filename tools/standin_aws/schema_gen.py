@@ -340,7 +340,8 @@ class Builder:
         computed, optional, required = flags
         fn = re.search(r"(\w+)ToHclTerraform", entry.value)
         if fn is None or fn[1] not in self.source.functions:
-            raise self.fail(path, f"no struct mapper in {entry.value!r}")
+            raise self.fail(path, f"cannot classify {entry.kind} {entry.storage!r}: no struct "
+                                  f"mapper in {entry.value!r}")
         cls = _nested_class_name(entry.storage)
         info = self.source.classes.get(cls)
         if info is None and self.source.base == "TerraformProvider":
