@@ -40,7 +40,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 ROOT = Path(__file__).resolve().parents[2]
 CACHE = Path(os.environ.get("EC2I_CACHE", Path.home() / ".cache" / "ec2-inference"))
@@ -467,6 +467,38 @@ async def run(
             await stream_segment(p, 256, stream_seconds, stream_tokens)
 
 
+def uvloop_run(coro: Any) -> Any:
+    try:
+        import uvloop
+
+        return uvloop.run(coro)
+    except ImportError:
+        return asyncio.run(coro)
+
+
+async def cost(path: Path_) -> str:
+    """CPU the proxy spends per streamed token and per non-streaming request, from its
+    own CPU time (/proc), which contention from other processes inflates far less than
+    it inflates latencies."""
+    pids = path.pids()
+    cpu0 = cpu_seconds(pids)
+    await stream_segment(path, 64, 8.0, 45)
+    stream_cpu = cpu_seconds(pids) - cpu0
+    cpu1 = cpu_seconds(pids)
+    await nonstream_segment(path, 16, 6.0)
+    request_cpu = cpu_seconds(pids) - cpu1
+    # the warm-up second of the non-streaming segment is served but not counted
+    served = path.nonstream_count * 6.0 / (6.0 - 1.0)
+    per_stream_requests = path.tokens_seen / 45
+    per_token = (stream_cpu - per_stream_requests * request_cpu / served) / path.tokens_seen
+    return (
+        f"{path.name}: {request_cpu / served * 1e6:.0f} us CPU per non-streaming request, "
+        f"{per_token * 1e6:.0f} us CPU per streamed token (after the per-request part); "
+        f"256 streams x 30 tokens/s would need "
+        f"{(per_token * 256 * 30 + 256 / 1.6 * request_cpu / served):.2f} core"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="one round, shorter segments")
@@ -475,6 +507,9 @@ def main() -> None:
         "--no-pin", action="store_true", help="do not pin to CPUs (a machine others load)"
     )
     parser.add_argument("--only", default="", help="comma list of paths to run: nginx,ours,litellm")
+    parser.add_argument(
+        "--cost", action="store_true", help="only our proxy's CPU per token and per request"
+    )
     args = parser.parse_args()
     global PIN
     PIN = not args.no_pin
@@ -486,21 +521,24 @@ def main() -> None:
             fake, upstream = start_fake(workdir)
             started.append(fake)
             paths = [Path_("direct", upstream)]
-            for starter in (start_nginx, start_ours) + (
-                () if args.no_litellm else (start_litellm,)
-            ):
-                path = starter(workdir, upstream)
+            starters = {"nginx": start_nginx, "ours": start_ours, "litellm": start_litellm}
+            wanted = args.only.split(",") if args.only else list(starters)
+            if args.cost:
+                wanted = ["ours"]
+            if args.no_litellm and "litellm" in wanted:
+                wanted.remove("litellm")
+            for name in wanted:
+                path = starters[name](workdir, upstream)
                 assert path.proc is not None
                 started.append(path.proc)
                 paths.append(path)
             if PIN and hasattr(os, "sched_setaffinity") and (os.cpu_count() or 1) > 1:
                 os.sched_setaffinity(0, {LOAD_CPU})
-            try:
-                import uvloop
-
-                uvloop.run(run(paths, rounds, seconds, stream_seconds, 45))
-            except ImportError:
-                asyncio.run(run(paths, rounds, seconds, stream_seconds, 45))
+            if args.cost:
+                ours = next(p for p in paths if p.name == "inference_proxy")
+                print(uvloop_run(cost(ours)))
+                return
+            uvloop_run(run(paths, rounds, seconds, stream_seconds, 45))
         finally:
             for proc in reversed(started):
                 if proc.poll() is None:
