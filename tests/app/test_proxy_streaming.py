@@ -283,3 +283,32 @@ def test_plain_httpx_stream_reads_the_same_bytes_as_direct(
         via_proxy = client.post(CHAT, json=body).content
     direct = httpx.post(fake.url + CHAT, json=body).content
     assert via_proxy == direct
+
+
+def test_finished_responses_reuse_one_upstream_connection(
+    proxy: ThreadedProxy, fake: FakeVLLM
+) -> None:
+    with proxy.client() as client:
+        for i in range(6):
+            body = stream_body(2)
+            body["stream"] = i % 2 == 0
+            assert client.post(CHAT, json=body).status_code == 200
+    assert {r.connection for r in fake.records} == {fake.records[0].connection}
+
+
+def test_a_connection_cut_by_a_disconnect_is_never_reused(
+    proxy: ThreadedProxy, fake: FakeVLLM
+) -> None:
+    with proxy.client() as client:
+        assert client.post(CHAT, json=stream_body(2)).status_code == 200
+    sock = raw_request(proxy.port, stream_body(100, tps=20))
+    received = b""
+    while b"data: " not in received:
+        received += sock.recv(65536)
+    sock.close()
+    assert fake.wait_for(lambda: fake.records[1].client_gone, timeout=2)
+    with proxy.client() as client:
+        assert client.post(CHAT, json=stream_body(2)).status_code == 200
+    first, cut, after = (r.connection for r in fake.records)
+    assert cut == first  # the pooled keep-alive connection carried the stream...
+    assert after != cut  # ...and was closed with it, not handed to the next request
