@@ -93,6 +93,8 @@ class Planner:
         if module not in self._initialised:
             data_dir = self.workdir / f"data-{len(self._initialised)}-{module.name}"
             env = {**self.env, "TF_DATA_DIR": str(data_dir)}
+            if terraform.uses_standin(env):
+                terraform.forget_stale_lock(module)
             terraform.run(["init", "-input=false", "-no-color"], cwd=module, env=env)
             self._initialised[module] = env
         return self._initialised[module]

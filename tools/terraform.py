@@ -54,11 +54,17 @@ def terraform_env(base: Mapping[str, str] | None = None, *, quiet: bool = True) 
     if uses_standin(env):
         installed = standin_install.install()
         env["TF_CLI_CONFIG_FILE"] = str(installed.cli_config)
+        env.update(installed.environment())
         if not quiet:
             print(f"terraform.py: hashicorp/aws is the offline stand-in (tools/standin_aws); "
                   f"CLI config {installed.cli_config}. Set EC2I_AWS_PROVIDER=real to use the "
                   "registry.", file=sys.stderr)
     return env
+
+
+def forget_stale_lock(directory: Path) -> None:
+    """Drop a git-ignored lock file that pins hashicorp/aws to other stand-in bytes."""
+    standin_install.forget_stale_lock(directory, standin_install.install())
 
 
 def run(args: Sequence[str], *, cwd: Path | str | None = None, check: bool = True,
@@ -88,6 +94,9 @@ class TerraformError(Exception):
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     env = terraform_env(quiet=False)
+    if uses_standin(env) and "init" in args:
+        chdir = next((a.removeprefix("-chdir=") for a in args if a.startswith("-chdir=")), ".")
+        forget_stale_lock(Path(chdir))
     return subprocess.run([*terraform_command(), *args], env=env, check=False).returncode
 
 

@@ -4,6 +4,8 @@ only checks that the files are there (milliseconds)."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import os
 import subprocess
 import sys
@@ -18,6 +20,14 @@ PLATFORM = "linux_amd64"
 TOOLS_DIR = Path(__file__).resolve().parent.parent
 
 
+WRAPPER = """#!/bin/sh
+# Offline stand-in for hashicorp/aws (ec2-inference tools/standin_aws). Run Terraform through
+# tools/terraform.py, which sets the three variables below.
+: "${EC2I_STANDIN_PYTHON:?is not set: run Terraform through tools/terraform.py}"
+PYTHONPATH="$EC2I_STANDIN_TOOLS" exec "$EC2I_STANDIN_PYTHON" -m standin_aws.server "$@"
+"""
+
+
 @dataclass(frozen=True)
 class StandIn:
     """Where the installed stand-in lives."""
@@ -26,6 +36,11 @@ class StandIn:
     mirror: Path
     executable: Path
     cli_config: Path
+
+    def environment(self) -> dict[str, str]:
+        """What the plugin wrapper needs: this Python, this checkout's tools, the schema."""
+        return {"EC2I_STANDIN_PYTHON": sys.executable, "EC2I_STANDIN_TOOLS": str(TOOLS_DIR),
+                "EC2I_STANDIN_SCHEMA": str(self.schema)}
 
 
 def cache_dir() -> Path:
@@ -92,6 +107,25 @@ def _link(target: Path, link: Path) -> None:
     os.replace(temporary, link)
 
 
+def package_hash(directory: Path) -> str:
+    """Terraform's `h1:` checksum of an unpacked provider package (Go dirhash Hash1)."""
+    lines = "".join(
+        f"{hashlib.sha256(path.read_bytes()).hexdigest()}  {path.relative_to(directory)}\n"
+        for path in sorted(p for p in directory.rglob("*") if p.is_file()))
+    return "h1:" + base64.b64encode(hashlib.sha256(lines.encode()).digest()).decode()
+
+
+def forget_stale_lock(module: Path, installed: StandIn) -> None:
+    """Delete a module's (git-ignored) .terraform.lock.hcl that pins hashicorp/aws to other
+    bytes than the installed stand-in: `init` would refuse it, even with -upgrade."""
+    lock = module / ".terraform.lock.hcl"
+    if not lock.exists():
+        return
+    text = lock.read_text()
+    if PROVIDER_SOURCE in text and package_hash(installed.executable.parent) not in text:
+        lock.unlink(missing_ok=True)
+
+
 def install(cache: Path | None = None) -> StandIn:
     cache = cache or cache_dir()
     generated = schema(cache)
@@ -104,13 +138,10 @@ def install(cache: Path | None = None) -> StandIn:
     version = schema_gen.PROVIDER_VERSION
     executable = (mirror / PROVIDER_SOURCE / version / PLATFORM
                   / f"terraform-provider-aws_v{version}")
-    _write_if_changed(executable, "\n".join([
-        "#!/bin/sh",
-        "# Offline stand-in for hashicorp/aws (ec2-inference tools/standin_aws).",
-        f"PYTHONPATH='{TOOLS_DIR}' EC2I_STANDIN_SCHEMA='{schema_path}' \\",
-        f"  exec '{sys.executable}' -m standin_aws.server \"$@\"",
-        "",
-    ]), mode=0o755)
+    # The same bytes on every machine and checkout, so the checksum Terraform records in a
+    # .terraform.lock.hcl never goes stale: where to run comes from the environment that
+    # tools/terraform.py sets (environment()).
+    _write_if_changed(executable, WRAPPER, mode=0o755)
     cli_config = cache / "terraform" / "terraformrc"
     _write_if_changed(cli_config, "\n".join([
         "# Written by tools/terraform.py: hashicorp/aws from the offline stand-in mirror.",
