@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -25,27 +27,25 @@ def pytest_collect_file(parent: pytest.Collector, file_path: Path) -> pytest.Col
     return None
 
 
-@pytest.fixture(scope="session")
-def _planner(request: pytest.FixtureRequest,
-             tmp_path_factory: pytest.TempPathFactory) -> inventory.Planner:
-    return request.config.stash[PLANNER_KEY]()
-
-
 def pytest_configure(config: pytest.Config) -> None:
-    # One planner per session, made on first use: each module is initialised once and
-    # every case after that costs one plan (seconds).
+    # One planner per session, made on first use (tftest.yaml items and fixtures share it):
+    # each module is initialised once, and every case after that costs one plan.
     made: list[inventory.Planner] = []
 
     def planner() -> inventory.Planner:
         if not made:
-            import tempfile
-
             workdir = Path(tempfile.mkdtemp(prefix="tftest-"))
-            config.add_cleanup(lambda: __import__("shutil").rmtree(workdir, True))
+            config.add_cleanup(lambda: shutil.rmtree(workdir, ignore_errors=True))
             made.append(inventory.Planner(workdir))
         return made[0]
 
     config.stash[PLANNER_KEY] = planner
+
+
+@pytest.fixture(scope="session")
+def _planner(request: pytest.FixtureRequest) -> inventory.Planner:
+    planner: inventory.Planner = request.config.stash[PLANNER_KEY]()
+    return planner
 
 
 PlanSummaryFactory = Callable[..., inventory.PlanSummary]
