@@ -94,6 +94,12 @@ resource "aws_eip" "this" {
   domain = "vpc"
 }
 
+resource "aws_s3_object" "script" {
+  bucket  = "scripts"
+  key     = "scripts/hello.sh"
+  content = "hello"
+}
+
 output "account" { value = data.aws_caller_identity.current.account_id }
 output "region" { value = data.aws_region.current.region }
 output "partition" { value = data.aws_partition.current.partition }
@@ -111,6 +117,7 @@ output "vpc_tags_all" { value = aws_vpc.this.tags_all }
 output "subnet_ids" { value = aws_subnet.public[*].id }
 output "sg" { value = [aws_security_group.web.id, aws_security_group.web.description] }
 output "public_ip" { value = aws_eip.this.public_ip }
+output "etag" { value = aws_s3_object.script.etag }
 """
 
 
@@ -171,6 +178,7 @@ def test_apply_invents_aws_shaped_values(applied: tuple[Path, dict[str, Any]]) -
     assert len(set(outputs["subnet_ids"])) == 2
     assert outputs["sg"][0].startswith("sg-")
     assert outputs["public_ip"].startswith("203.0.113.")
+    assert outputs["etag"] == "5d41402abc4b2a76b9719d911017c592", "MD5 of the content"
 
 
 def test_apply_is_deterministic(applied: tuple[Path, dict[str, Any]],
