@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -92,6 +91,14 @@ class Applied:
     destroyed: bool
 
 
+def _state_resources(module: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """address -> values for every resource in a `show -json` state module, recursively."""
+    found = {r["address"]: r["values"] for r in module.get("resources", [])}
+    for child in module.get("child_modules", []):
+        found.update(_state_resources(child))
+    return found
+
+
 def copy_module(module: str | Path, target: Path, extra: Sequence[str] = ()) -> Path:
     """Copy a module (and the modules/ tree it may reference) into `target`, keeping the
     relative layout; returns the module's directory in the copy."""
@@ -127,10 +134,7 @@ def apply_replan_destroy(module: str | Path, workdir: Path,
                   cwd=copy, env=env)
     outputs = json.loads(terraform.run(["output", "-json"], cwd=copy, env=env).stdout)
     state = json.loads(terraform.run(["show", "-json"], cwd=copy, env=env).stdout)
-    resources = {
-        r["address"]: r["values"]
-        for r in state.get("values", {}).get("root_module", {}).get("resources", [])
-    }
+    resources = _state_resources(state.get("values", {}).get("root_module", {}))
     replan = terraform.run(["plan", "-input=false", "-no-color", "-detailed-exitcode",
                             *var_args], cwd=copy, env=env, check=False)
     if replan.returncode not in (0, 2):
@@ -146,10 +150,3 @@ def apply_replan_destroy(module: str | Path, workdir: Path,
         destroyed=remaining.returncode == 0 and not remaining.stdout.strip(),
     )
 
-
-def validate(directory: Path) -> subprocess.CompletedProcess[str]:
-    """`terraform init` + `validate -json` in `directory` (no check: callers read it)."""
-    env = terraform.terraform_env()
-    terraform.run(["init", "-input=false", "-no-color", "-backend=false"], cwd=directory,
-                  env=env)
-    return terraform.run(["validate", "-no-color"], cwd=directory, env=env, check=False)
