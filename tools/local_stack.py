@@ -197,6 +197,10 @@ def start_vllm(
         str(port),
         # CUDA graphs and torch.compile do not apply on the CPU and cost start-up time.
         "--enforce-eager",
+        # The single CPU worker runs inside the engine core process instead of a process of
+        # its own: each process imports torch and vLLM again, tens of seconds on two cores.
+        "--distributed-executor-backend",
+        "uni",
         "--disable-uvicorn-access-log",
     ]
     if max_model_len is not None:
