@@ -1,0 +1,130 @@
+"""The HTTPS stack on loopback, built once for the module the way the instance builds it:
+the port-80 ACME site first, certbot HTTP-01 through it, then the full site swapped in
+with `nginx -t` + reload (setup-nginx.sh and setup-certbot.sh). Behind NGINX: the real
+proxy (`python -m inference_proxy`) and the fake vLLM of tests/fake_vllm.py."""
+
+from __future__ import annotations
+
+import shutil
+import ssl
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import httpx
+import pytest
+import tls_stack
+from fake_vllm import FakeVLLM
+from support import need_tool
+from tls_stack import ROOT, local_stack
+
+sys.path.append(str(ROOT / "tools"))
+
+import lint_templates
+
+API_KEY = "sk-tls-" + "7" * 24
+# The HTTPS case of tools/lint_templates.py: the same bytes the lint checks.
+HTTPS_CASE = next(case for case in lint_templates.matrix() if case.name == "cpu-https-dns")
+DOMAIN = f"{lint_templates.SUBDOMAIN}.{lint_templates.DOMAIN}"
+
+
+class Stoppable(Protocol):
+    def stop(self) -> None: ...
+
+
+@dataclass
+class HttpsStack:
+    domain: str
+    ports: tls_stack.SitePorts
+    acme: tls_stack.Acme
+    certbot: tls_stack.Certbot
+    nginx: tls_stack.Nginx
+    fake: FakeVLLM
+    trust: ssl.SSLContext
+    renew_exec_start: str
+    setup_seconds: float
+
+    def client(self, **kwargs: object) -> httpx.Client:
+        """A client for https://<domain>/ (and http://) that trusts only pebble's root."""
+        transport = tls_stack.LoopbackDomainTransport(
+            self.domain, {80: self.ports.http, 443: self.ports.https}, self.trust
+        )
+        return httpx.Client(transport=transport, timeout=30, **kwargs)  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="session")
+def rendered_https() -> dict[str, str]:
+    """The instance's files for an HTTPS deployment, from a real Terraform plan."""
+    with tempfile.TemporaryDirectory(prefix="tls-render-") as tmp:
+        rendered = lint_templates.render_cases([HTTPS_CASE], Path(tmp))
+    return rendered[HTTPS_CASE.name]
+
+
+def exec_start(unit: str) -> str:
+    lines = [line.split("=", 1)[1] for line in unit.splitlines() if line.startswith("ExecStart=")]
+    assert len(lines) == 1, unit
+    return lines[0]
+
+
+@pytest.fixture(scope="module")
+def https_stack(rendered_https: dict[str, str]) -> Iterator[HttpsStack]:
+    for tool in ("pebble", "pebble-challtestsrv", "certbot", "nginx", "openssl"):
+        need_tool(tool)
+    started = time.monotonic()
+    base = tls_stack.world_readable_tempdir("ec2i-tls-")
+    webroot = base / "webroot"
+    webroot.mkdir(mode=0o755)
+    ports = tls_stack.SitePorts(
+        local_stack.free_port(), local_stack.free_port(), local_stack.free_port()
+    )
+    app_port = int(
+        next(
+            line.split("=", 1)[1].strip("'")
+            for line in rendered_https["inference.env"].splitlines()
+            if line.startswith("APP_PORT=")
+        )
+    )
+
+    def localize(name: str) -> str:
+        return tls_stack.localize_site(rendered_https[name], ports, base, app_port)
+
+    stoppers: list[Stoppable] = []
+    fake = FakeVLLM(tokens_per_second=50).start()
+    try:
+        proxy = local_stack.start_proxy(
+            fake.url, ports.proxy, base / "proxy.log", api_keys=[API_KEY]
+        )
+        stoppers.append(proxy)
+        local_stack.wait_until(
+            proxy, lambda: local_stack.http_ok(f"{proxy.url}/health"), 30, interval=0.1
+        )
+        acme = tls_stack.start_acme(base / "acme", ports.http)
+        stoppers.append(acme)
+        nginx = tls_stack.start_nginx(base / "nginx", localize("nginx-acme.conf"), ports.http)
+        stoppers.append(nginx)
+        certbot = tls_stack.Certbot(base, acme, webroot)
+        certbot.certonly(DOMAIN)
+        nginx.install_site(localize("nginx-site.conf"))
+        trust = tls_stack.trust_only(acme.issuing_root())
+        stack = HttpsStack(
+            domain=DOMAIN,
+            ports=ports,
+            acme=acme,
+            certbot=certbot,
+            nginx=nginx,
+            fake=fake,
+            trust=trust,
+            renew_exec_start=exec_start(rendered_https["inference-cert-renew.service"]),
+            setup_seconds=time.monotonic() - started,
+        )
+        print(f"\nHTTPS stack up (pebble, certbot HTTP-01, nginx) in {stack.setup_seconds:.1f} s")
+        yield stack
+    finally:
+        for stopper in reversed(stoppers):
+            stopper.stop()
+        fake.stop()
+        shutil.rmtree(base, ignore_errors=True)

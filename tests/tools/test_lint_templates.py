@@ -1,0 +1,165 @@
+"""tools/lint_templates.py: each check fails on a broken artifact and passes a good one, the
+plan reader takes the bytes Terraform would upload, and the whole matrix of rendered
+templates is clean (the run `make test` relies on)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from support import need_tool
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.append(str(ROOT / "tools"))
+
+import lint_templates as lt  # noqa: E402 (tools/ is not a package)
+
+
+@pytest.fixture
+def as_root() -> None:
+    if os.geteuid() != 0:
+        pytest.skip("mount namespaces need root (CI runs as root)")
+
+
+GOOD_SCRIPT = '#!/bin/bash\nset -euo pipefail\n# shellcheck source=lib.sh\n. ./lib.sh\nhello "$1"\n'
+GOOD_LIB = '#!/bin/bash\nhello() { printf "%s\\n" "$1"; }\n'
+
+
+def test_scripts_pass_when_clean_and_fail_on_syntax_and_shellcheck(tmp_path: Path) -> None:
+    need_tool("shellcheck")
+    artifacts = {
+        "main.sh": GOOD_SCRIPT,
+        "lib.sh": GOOD_LIB,
+        "broken.sh": "#!/bin/bash\nif true; then\n",
+        "unsafe.sh": '#!/bin/bash\nrm -rf "$dir"/*\nrm -rf $1/*\n',
+        lt.BOOTSTRAP: "#!/bin/bash\necho $HOME\n",
+    }
+    problems = lt.check_scripts(artifacts, tmp_path)
+    assert problems["main.sh"] == [] and problems["lib.sh"] == []
+    assert any(p.startswith("bash -n:") for p in problems["broken.sh"])
+    assert any("SC2115" in p for p in problems["unsafe.sh"]), problems["unsafe.sh"]
+    # Info-level findings (SC2086 quoting) are below the warning threshold.
+    assert problems[lt.BOOTSTRAP] == []
+
+
+def test_bootstrap_size_is_limited_to_16_kb() -> None:
+    assert lt.check_bootstrap_size("x" * lt.USER_DATA_LIMIT) == []
+    assert lt.check_bootstrap_size("x" * (lt.USER_DATA_LIMIT + 1))
+
+
+SITE = """\
+server {
+    listen 443 ssl;
+    server_name llm.example.com;
+    ssl_certificate /etc/letsencrypt/live/llm.example.com/fullchain.pem;
+    ssl_certificate_key /etc/letsencrypt/live/llm.example.com/privkey.pem;
+    location / { return 404; }
+}
+"""
+
+
+def test_nginx_site_is_tested_in_the_distribution_config(tmp_path: Path, as_root: None) -> None:
+    need_tool("nginx")
+    assert lt.check_nginx_site(SITE, tmp_path / "good") == []
+    broken = SITE.replace("return 404;", "proxy_bufering off;")
+    problems = lt.check_nginx_site(broken, tmp_path / "broken")
+    assert any('unknown directive "proxy_bufering"' in p for p in problems), problems
+    # Two default servers on one port: what the distro's default site would cause.
+    clash = "server { listen 80 default_server; }\nserver { listen 80 default_server; }\n"
+    assert any("duplicate default server" in p for p in lt.check_nginx_site(clash, tmp_path / "c"))
+
+
+UNIT = """\
+[Unit]
+Description=Test unit
+After=network-online.target
+
+[Service]
+Type=oneshot
+ExecStart=/opt/inference/scripts/run.sh
+
+[Install]
+WantedBy=multi-user.target
+"""
+
+
+def test_units_are_verified_with_scripts_in_place_and_warnings_fail(
+    tmp_path: Path, as_root: None
+) -> None:
+    need_tool("systemd-analyze")
+    artifacts = {
+        "run.sh": "#!/bin/bash\ntrue\n",
+        "good.service": UNIT,
+        "typo.service": UNIT.replace("Type=oneshot", "Tpye=oneshot"),
+        "missing.service": UNIT.replace("run.sh", "absent.sh"),
+        "good.timer": "[Timer]\nOnCalendar=daily\nUnit=good.service\n\n"
+        "[Install]\nWantedBy=timers.target\n",
+    }
+    problems = lt.check_units(artifacts, tmp_path)
+    assert problems["good.service"] == []
+    assert problems["good.timer"] == []
+    assert any("Unknown key 'Tpye'" in p for p in problems["typo.service"]), problems
+    assert any("absent.sh" in p for p in problems["missing.service"]), problems
+
+
+def test_env_file_lines_must_be_quoted_assignments(tmp_path: Path) -> None:
+    assert lt.check_env_file("# settings\nNAME='llm'\nQUOTE='it'\\''s'\n", tmp_path) == []
+    assert lt.check_env_file("NAME=llm\n", tmp_path)
+    assert lt.check_env_file("name='x'\n", tmp_path)
+
+
+def plan_with(content: Any, user_data: Any, unknown: bool = False) -> dict[str, Any]:
+    return {
+        "resource_changes": [
+            {
+                "address": 'module.scripts_bucket.aws_s3_object.script["scripts/lib.sh"]',
+                "type": "aws_s3_object",
+                "change": {
+                    "after": {"key": "scripts/lib.sh", "content": content},
+                    "after_unknown": {"content": unknown},
+                },
+            },
+            {
+                "address": "module.ec2.aws_instance.this",
+                "type": "aws_instance",
+                "change": {"after": {"user_data": user_data}, "after_unknown": {}},
+            },
+        ]
+    }
+
+
+def test_artifacts_come_from_s3_objects_and_user_data() -> None:
+    artifacts = lt.artifacts_from_plan(plan_with("#!/bin/bash\n", "#!/bin/bash\nboot\n"))
+    assert artifacts == {"lib.sh": "#!/bin/bash\n", lt.BOOTSTRAP: "#!/bin/bash\nboot\n"}
+    with pytest.raises(lt.LintError, match="unknown at plan time"):
+        lt.artifacts_from_plan(plan_with(None, "x", unknown=True))
+
+
+def test_matrix_covers_cpu_gpu_https_dns_and_tensor_parallel() -> None:
+    cases = lt.matrix()
+    assert len({case.name for case in cases}) == len(cases) == 12
+    both = (False, True)
+    assert {(c.use_gpu, c.https, c.dns) for c in cases} == {
+        (gpu, https, dns) for gpu in both for https in both for dns in both
+    }
+    assert {c.tensor_parallel for c in cases if c.use_gpu} == {1, 4}
+    tp4 = next(c for c in cases if c.tensor_parallel == 4).tfvars()
+    assert tp4["gpu_instance_type"] == "g5.12xlarge"
+
+
+@pytest.mark.slow
+def test_every_rendered_artifact_of_every_case_passes(
+    as_root: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The lint table of `make test`: one line per artifact and case (shown with -s)."""
+    for tool in ("shellcheck", "nginx", "systemd-analyze", "openssl"):
+        need_tool(tool)
+    status = lt.main([])
+    table = capsys.readouterr().out
+    with capsys.disabled():
+        print("\n" + table)
+    assert status == 0, "\n".join(line for line in table.splitlines() if not line.startswith("ok"))
+    assert sum(line.startswith("ok ") for line in table.splitlines()) >= 12 * 20
