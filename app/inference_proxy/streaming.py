@@ -145,7 +145,7 @@ async def relay(
     finally:
         watcher.stop()
         if response is not None:
-            # Unread body left: httpcore closes the connection instead of pooling it, so
+            # Unread body left: the pool closes the connection instead of reusing it, so
             # vLLM sees the disconnect and aborts the generation.
             await response.aclose()
 

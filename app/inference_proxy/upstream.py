@@ -14,7 +14,7 @@ from .errors import UpstreamUnavailable
 from .pool import UpstreamResponse, UpstreamTransport
 
 # Hop-by-hop headers (RFC 9110 7.6.1) and those the proxy owns: the client's API key is
-# for the proxy and never reaches vLLM; host and length are set by httpx.
+# for the proxy and never reaches vLLM; host and length are set by the forwarder.
 _REQUEST_DROP = frozenset(
     {
         b"connection",
@@ -60,7 +60,7 @@ def request_headers(
 ) -> list[tuple[bytes, bytes]]:
     out = [(k, v) for k, v in headers if k not in _REQUEST_DROP]
     if not any(k == b"accept-encoding" for k, _ in out):
-        # httpx would add "gzip, deflate"; the client did not ask for compression.
+        # The client did not ask for compression: say so, whatever vLLM's defaults are.
         out.append((b"accept-encoding", b"identity"))
     out.append((b"x-request-id", request_id.encode()))
     return out
