@@ -6,27 +6,24 @@ proxy (`python -m inference_proxy`) and the fake vLLM of tests/fake_vllm.py."""
 from __future__ import annotations
 
 import shutil
-import ssl
 import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-import httpx
 import pytest
 import tls_stack
 from fake_vllm import FakeVLLM
 from support import need_tool
-from tls_stack import ROOT, local_stack
+from tls_stack import API_KEY, ROOT, HttpsStack
 
 sys.path.append(str(ROOT / "tools"))
 
 import lint_templates
+import local_stack
 
-API_KEY = "sk-tls-" + "7" * 24
 # The HTTPS case of tools/lint_templates.py: the same bytes the lint checks.
 HTTPS_CASE = next(case for case in lint_templates.matrix() if case.name == "cpu-https-dns")
 DOMAIN = f"{lint_templates.SUBDOMAIN}.{lint_templates.DOMAIN}"
@@ -34,26 +31,6 @@ DOMAIN = f"{lint_templates.SUBDOMAIN}.{lint_templates.DOMAIN}"
 
 class Stoppable(Protocol):
     def stop(self) -> None: ...
-
-
-@dataclass
-class HttpsStack:
-    domain: str
-    ports: tls_stack.SitePorts
-    acme: tls_stack.Acme
-    certbot: tls_stack.Certbot
-    nginx: tls_stack.Nginx
-    fake: FakeVLLM
-    trust: ssl.SSLContext
-    renew_exec_start: str
-    setup_seconds: float
-
-    def client(self, **kwargs: object) -> httpx.Client:
-        """A client for https://<domain>/ (and http://) that trusts only pebble's root."""
-        transport = tls_stack.LoopbackDomainTransport(
-            self.domain, {80: self.ports.http, 443: self.ports.https}, self.trust
-        )
-        return httpx.Client(transport=transport, timeout=30, **kwargs)  # type: ignore[arg-type]
 
 
 @pytest.fixture(scope="session")

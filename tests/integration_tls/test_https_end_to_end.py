@@ -13,8 +13,8 @@ import time
 import openai
 import pytest
 import tls_stack
-from conftest import API_KEY, HttpsStack
 from fake_vllm import MODEL
+from tls_stack import API_KEY, HttpsStack
 
 pytestmark = [pytest.mark.services, pytest.mark.slow]
 

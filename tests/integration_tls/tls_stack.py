@@ -24,9 +24,10 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 
@@ -36,7 +37,10 @@ sys.path.append(str(ROOT / "tools"))
 import local_stack  # noqa: E402 (tools/ is not a package; see tools/local_stack.py)
 from local_stack import Service, free_port, start_process  # noqa: E402
 
-DOMAIN = "inference.ec2i-tls.test"
+if TYPE_CHECKING:
+    from fake_vllm import FakeVLLM
+
+API_KEY = "sk-tls-" + "7" * 24
 ACME_EMAIL = "ops@ec2i-tls.test"
 START_TIMEOUT = 30.0
 
@@ -422,6 +426,24 @@ def wait_for_certificate_change(
         time.sleep(0.1)
 
 
-def iter_lines_with_times(response: httpx.Response) -> Iterator[tuple[float, str]]:
-    for line in response.iter_lines():
-        yield time.monotonic(), line
+# --- the whole stack, as the fixture in conftest.py builds it -----------------------------
+
+
+@dataclass
+class HttpsStack:
+    domain: str
+    ports: SitePorts
+    acme: Acme
+    certbot: Certbot
+    nginx: Nginx
+    fake: FakeVLLM
+    trust: ssl.SSLContext
+    renew_exec_start: str
+    setup_seconds: float
+
+    def client(self) -> httpx.Client:
+        """A client for https://<domain>/ (and http://) that trusts only pebble's root."""
+        transport = LoopbackDomainTransport(
+            self.domain, {80: self.ports.http, 443: self.ports.https}, self.trust
+        )
+        return httpx.Client(transport=transport, timeout=30)
