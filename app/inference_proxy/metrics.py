@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)
@@ -57,3 +59,18 @@ class Metrics:
             "Connection attempts to vLLM repeated after a failure.",
             registry=r,
         )
+        # Labelled children, looked up once: labels() costs more than the increment.
+        self._counts: dict[tuple[str, int], Any] = {}
+        self._durations: dict[str, Any] = {}
+
+    def count(self, route: str, status: int) -> None:
+        child = self._counts.get((route, status))
+        if child is None:
+            child = self._counts[(route, status)] = self.requests.labels(route, str(status))
+        child.inc()
+
+    def duration_of(self, route: str) -> Any:
+        child = self._durations.get(route)
+        if child is None:
+            child = self._durations[route] = self.duration.labels(route)
+        return child

@@ -67,9 +67,9 @@ class AccessMiddleware:
 
     def _record(self, ctx: RequestContext) -> None:
         m = self.metrics
-        status = str(ctx.status) if ctx.status else ("499" if ctx.outcome == "client_gone" else "0")
-        m.requests.labels(ctx.route, status).inc()
-        m.duration.labels(ctx.route).observe(ctx.duration)
+        status = ctx.status or (499 if ctx.outcome == "client_gone" else 0)
+        m.count(ctx.route, status)
+        m.duration_of(ctx.route).observe(ctx.duration)
         if ctx.stream and ctx.ttft is not None:
             m.ttft.labels(ctx.route).observe(ctx.ttft)
         if ctx.outcome == "client_gone":

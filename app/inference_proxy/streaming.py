@@ -107,9 +107,17 @@ async def relay(
                     async for chunk in chunks:
                         await send({"type": "http.response.body", "body": chunk, "more_body": True})
                 else:
+                    # Moving the deadline on every chunk costs a timer per token; moving it
+                    # only once it lags `now + idle` by more than `slack` cuts a silent
+                    # stream after between idle - slack and idle seconds.
+                    slack = min(1.0, idle / 20)
+                    deadline = loop.time() + idle
                     async for chunk in chunks:
                         await send({"type": "http.response.body", "body": chunk, "more_body": True})
-                        timer.reschedule(loop.time() + idle)
+                        now = loop.time()
+                        if now + idle - deadline > slack:
+                            deadline = now + idle
+                            timer.reschedule(deadline)
             watcher.response_complete()
             await send({"type": "http.response.body", "body": b"", "more_body": False})
     except asyncio.CancelledError:
