@@ -64,7 +64,7 @@ class Progress:
 
     def done(self, elapsed: float) -> None:
         prefix = "\r" if self.tty else ""
-        print(f"{prefix}  {self.label} ... ready in {elapsed:.0f} s", flush=True)
+        print(f"{prefix}  {self.label} ... ready in {elapsed:.0f} s   ", flush=True)
 
 
 class State:
@@ -138,9 +138,10 @@ def wait_with_progress(
     progress = Progress(label)
     try:
         elapsed = local_stack.wait_until(service, ready, timeout, on_tick=progress.tick)
-    finally:
+    except BaseException:
         if progress.tty:
-            print()
+            print()  # keep the last status line above the error
+        raise
     progress.done(elapsed)
 
 
