@@ -48,6 +48,11 @@ variable "vpc_cidr" {
   description = "IPv4 CIDR block of the VPC."
   type        = string
   default     = "10.20.0.0/16"
+
+  validation {
+    condition     = can(cidrhost(var.vpc_cidr, 0))
+    error_message = "vpc_cidr must be an IPv4 CIDR block such as 10.20.0.0/16."
+  }
 }
 
 variable "az_count" {
@@ -80,6 +85,11 @@ variable "allowed_cidr_blocks" {
   type        = list(string)
   default     = ["0.0.0.0/0"]
   nullable    = false
+
+  validation {
+    condition     = alltrue([for cidr in var.allowed_cidr_blocks : can(cidrhost(cidr, 0))])
+    error_message = "allowed_cidr_blocks must contain IPv4 CIDR blocks such as 203.0.113.0/24."
+  }
 }
 
 variable "ssh_cidr_blocks" {
@@ -87,6 +97,11 @@ variable "ssh_cidr_blocks" {
   type        = list(string)
   default     = []
   nullable    = false
+
+  validation {
+    condition     = alltrue([for cidr in var.ssh_cidr_blocks : can(cidrhost(cidr, 0))])
+    error_message = "ssh_cidr_blocks must contain IPv4 CIDR blocks such as 203.0.113.7/32."
+  }
 }
 
 # --- instance -------------------------------------------------------------------------------
@@ -157,12 +172,22 @@ variable "gpu_memory_utilization" {
   description = "Share of GPU memory vLLM may use for weights and KV cache (0-1]."
   type        = number
   default     = 0.9
+
+  validation {
+    condition     = var.gpu_memory_utilization > 0 && var.gpu_memory_utilization <= 1
+    error_message = "gpu_memory_utilization must be greater than 0 and at most 1."
+  }
 }
 
 variable "tensor_parallel_size" {
   description = "GPUs the model is split across (1, 2, 4 or 8); at most the GPU count of the instance type."
   type        = number
   default     = 1
+
+  validation {
+    condition     = contains([1, 2, 4, 8], var.tensor_parallel_size)
+    error_message = "tensor_parallel_size must be one of 1, 2, 4, 8."
+  }
 }
 
 variable "vllm_image" {
@@ -210,18 +235,33 @@ variable "default_proxy_timeout" {
   description = "Seconds: budget of ordinary requests in the proxy (NGINX allows 30 s more)."
   type        = number
   default     = 90
+
+  validation {
+    condition     = var.default_proxy_timeout > 0
+    error_message = "default_proxy_timeout must be greater than 0 seconds."
+  }
 }
 
 variable "max_proxy_timeout" {
   description = "Seconds: ceiling of the budget for long generations (NGINX allows 30 s more on generation routes). Must be >= default_proxy_timeout."
   type        = number
   default     = 600
+
+  validation {
+    condition     = var.max_proxy_timeout > 0
+    error_message = "max_proxy_timeout must be greater than 0 seconds."
+  }
 }
 
 variable "app_port" {
   description = "Port the proxy listens on (127.0.0.1 on the instance, behind NGINX)."
   type        = number
   default     = 8080
+
+  validation {
+    condition     = var.app_port >= 1024 && var.app_port <= 65535 && var.app_port != 8000
+    error_message = "app_port must be between 1024 and 65535 and not 8000 (vLLM's port on the instance)."
+  }
 }
 
 variable "proxy_max_concurrency" {
@@ -242,6 +282,11 @@ variable "domain_name" {
   description = "Domain of an existing Route53 public hosted zone, e.g. example.com. The endpoint becomes <subdomain or name>.<domain_name>. Null: no DNS, no HTTPS; the API is served on the Elastic IP over HTTP."
   type        = string
   default     = null
+
+  validation {
+    condition     = var.domain_name == null || can(regex("^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\\.)+[a-z]{2,63}$", var.domain_name))
+    error_message = "domain_name must be a lowercase domain such as example.com (the hosted zone's name, without the host label)."
+  }
 }
 
 variable "subdomain" {
@@ -278,6 +323,11 @@ variable "acme_email" {
   description = "Email for the Let's Encrypt account (expiry notices). Required with enable_https."
   type        = string
   default     = null
+
+  validation {
+    condition     = var.acme_email == null || can(regex("^[^@\\s']+@[^@\\s']+\\.[^@\\s']+$", var.acme_email))
+    error_message = "acme_email must be an email address such as ops@example.com."
+  }
 }
 
 variable "acme_server" {

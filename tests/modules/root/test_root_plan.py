@@ -216,6 +216,20 @@ NEGATIVE = {
         {"image_uri": "123456789012.dkr.ecr.us-east-1.amazonaws.com/llm-dev"},
         "image_uri must name a tag or a digest",
     ),
+    "domain_with_scheme": (
+        {"domain_name": "https://example.com"},
+        "domain_name must be a lowercase domain",
+    ),
+    "bad_acme_email": ({"acme_email": "ops"}, "acme_email must be an email address"),
+    "tensor_parallel_three": ({"tensor_parallel_size": 3}, "must be one of 1, 2, 4, 8"),
+    "bad_allowed_cidr": (
+        {"allowed_cidr_blocks": ["0.0.0.0/99"]},
+        "allowed_cidr_blocks must contain IPv4 CIDR blocks",
+    ),
+    "gpu_memory_above_one": (
+        {"gpu_memory_utilization": 1.5},
+        "gpu_memory_utilization must be greater than 0 and at most 1",
+    ),
     "nat_without_private_subnets": (
         {"enable_nat_gateway": True},
         "enable_nat_gateway needs enable_private_subnets = true",
