@@ -313,6 +313,55 @@ NEGATIVE = {
     ),
     "proxy_port_of_vllm": ("cpu_no_https", {"proxy": {"port": 8000}}, "proxy.port must be"),
     "instance_version_zero": ("cpu_no_https", {"instance_version": 0}, "instance_version must"),
+    "small_root_volume": ("cpu_no_https", {"root_volume_size": 10}, "at least 30 GiB"),
+    "small_data_volume": ("cpu_no_https", {"data_volume_size": 5}, "at least 10 GiB"),
+    "bad_watchdog_interval": (
+        "cpu_no_https",
+        {"watchdog_interval": "often"},
+        "watchdog_interval must be a systemd time span",
+    ),
+    "bad_model_id": (
+        "cpu_no_https",
+        {"vllm": {"image": "x/y:v1", "model_id": "../etc"}},
+        "vllm.model_id must be a Hugging Face model id",
+    ),
+    "tiny_context": (
+        "cpu_no_https",
+        {"vllm": {"image": "x/y:v1", "model_id": "a/b", "max_model_len": 100}},
+        "vllm.max_model_len must be a whole number >= 256",
+    ),
+    "gpu_memory_share_zero": (
+        "cpu_no_https",
+        {"vllm": {"image": "x/y:v1", "model_id": "a/b", "gpu_memory_utilization": 0}},
+        "vllm.gpu_memory_utilization must be in (0, 1]",
+    ),
+    "short_startup_timeout": (
+        "cpu_no_https",
+        {"vllm": {"image": "x/y:v1", "model_id": "a/b", "startup_timeout": 10}},
+        "vllm.startup_timeout must be at least 60 seconds",
+    ),
+    "zero_timeout": (
+        "cpu_no_https",
+        {"proxy": {"default_timeout": 0}},
+        "proxy.default_timeout and proxy.max_timeout must be greater than 0",
+    ),
+    "zero_concurrency": (
+        "cpu_no_https",
+        {"proxy": {"max_concurrency": 0}},
+        "proxy.max_concurrency must be >= 1",
+    ),
+    "plain_http_acme_server": (
+        "cpu_no_https",
+        {"https": {"acme_server": "http://acme.example.com/dir"}},
+        "https.acme_server must be an https:// ACME directory URL",
+    ),
+    "short_account_id": ("cpu_no_https", {"account_id": "1234"}, "account_id must be the 12-digit"),
+    "bad_hf_parameter": (
+        "cpu_no_https",
+        {"hf_token_parameter_name": "hf token"},
+        "hf_token_parameter_name must be an SSM parameter path",
+    ),
+    "bad_name": ("cpu_no_https", {"name": "9lives"}, "name must start with a lowercase letter"),
 }
 
 
