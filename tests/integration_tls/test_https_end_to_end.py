@@ -123,6 +123,7 @@ def test_renewal_is_picked_up_by_nginx_without_dropping_an_open_stream(
     reader.start()
     try:
         assert first_token.wait(15), "the stream never started"
+        challenges_before = https_stack.nginx.challenges_served()
         https_stack.certbot.renew(https_stack.renew_exec_start, https_stack.nginx.reload_command())
         renewed_at = time.monotonic()
         new = tls_stack.wait_for_certificate_change(
@@ -132,6 +133,8 @@ def test_renewal_is_picked_up_by_nginx_without_dropping_an_open_stream(
         reader.join(60)
     assert not stream_error, stream_error
     assert new != old
+    # pebble reuses no authorization: the renewal's HTTP-01 went through the full site.
+    assert https_stack.nginx.challenges_served() > challenges_before
     assert lines, "no data on the stream"
     # The reload happened while the stream was open, and the stream still ended properly.
     assert lines[-1][0] > renewed_at, "the stream ended before the renewal; make it longer"

@@ -178,7 +178,13 @@ def start_acme(workdir: Path, http_challenge_port: int) -> Acme:
             workdir / "pebble.log",
             f"https://127.0.0.1:{acme_port}/dir",
             # No artificial validation delays, no rejected nonces: deterministic and fast.
-            env={"PEBBLE_VA_NOSLEEP": "1", "PEBBLE_WFE_NONCEREJECT": "0"},
+            # No reused authorizations: a renewal validates HTTP-01 again, through the
+            # full site's port-80 server this time (the challenge must not be redirected).
+            env={
+                "PEBBLE_VA_NOSLEEP": "1",
+                "PEBBLE_WFE_NONCEREJECT": "0",
+                "PEBBLE_AUTHZREUSE": "0",
+            },
         )
         services.append(pebble)
         wait_for_port(pebble, acme_port)
@@ -345,6 +351,15 @@ class Nginx:
         except OSError:
             return set()
         return {int(pid) for pid in children}
+
+    def challenges_served(self) -> int:
+        """ACME HTTP-01 challenge requests NGINX answered with 200 (its access log)."""
+        log = self.prefix / "logs" / "access.log"
+        text = log.read_text() if log.exists() else ""
+        return sum(
+            "/.well-known/acme-challenge/" in line and '" 200 ' in line
+            for line in text.splitlines()
+        )
 
     def reload_command(self) -> str:
         return shlex.join(self.command("-s", "reload"))
