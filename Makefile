@@ -20,7 +20,7 @@ prepare:
 	bash tools/prepare.sh test
 
 lint:
-	$(PY) -m ruff check app tools tests
+	$(PY) -m ruff check app tools testkit tests
 	$(PY) -m mypy
 
 pytest:

@@ -27,9 +27,12 @@ from pathlib import Path
 from types import FrameType
 
 import httpx
-import local_stack
-import nginx_site
 import openai
+
+from testkit import local_stack
+from testkit.nginx import local_site, nginx_binary, start_nginx
+from testkit.ports import port_in_use
+from testkit.processes import Service, Stack, StackError, stop_process_group, wait_until
 
 DEFAULT_STATE_DIR = local_stack.ROOT / ".run" / "demo"
 QUESTION = "In one sentence, what is a large language model?"
@@ -113,7 +116,7 @@ def stop(state: State) -> int:
         return 0
     for name, pid in reversed(list(alive.items())):
         print(f"demo: stopping {name} (PID {pid})")
-        local_stack.stop_process_group(pid)
+        stop_process_group(pid)
     state.clear()
     return 0
 
@@ -121,7 +124,7 @@ def stop(state: State) -> int:
 def check_ports(ports: Ports) -> None:
     flags = {"vllm": "--vllm-port", "proxy": "--proxy-port", "http": "--http-port"}
     for name, port in vars(ports).items():
-        if local_stack.port_in_use(port):
+        if port_in_use(port):
             env = f"EC2I_DEMO_{name.upper()}_PORT"
             raise DemoError(
                 f"port {port} on 127.0.0.1 ({name}) is already in use. Stop what listens there"
@@ -133,11 +136,11 @@ def check_ports(ports: Ports) -> None:
 
 
 def wait_with_progress(
-    service: local_stack.Service, label: str, ready: Callable[[], bool], timeout: float
+    service: Service, label: str, ready: Callable[[], bool], timeout: float
 ) -> None:
     progress = Progress(label)
     try:
-        elapsed = local_stack.wait_until(service, ready, timeout, on_tick=progress.tick)
+        elapsed = wait_until(service, ready, timeout, on_tick=progress.tick)
     except BaseException:
         if progress.tty:
             print()  # keep the last status line above the error
@@ -200,8 +203,8 @@ def run(ports: Ports, state: State, detach: bool) -> int:
         )
     try:
         local_stack.check_prepared()
-        local_stack.nginx_binary()
-    except local_stack.StackError as error:
+        nginx_binary()
+    except StackError as error:
         raise DemoError(str(error)) from error
     check_ports(ports)
 
@@ -212,7 +215,7 @@ def run(ports: Ports, state: State, detach: bool) -> int:
     key_file.write_text(api_key + "\n")
     key_file.chmod(0o600)
 
-    stack = local_stack.Stack()
+    stack = Stack()
     keep_running = False
     try:
         print(f"demo: starting the stack (logs in {state.directory})")
@@ -232,9 +235,9 @@ def run(ports: Ports, state: State, detach: bool) -> int:
             )
         )
         state.record("proxy", proxy.pid)
-        site = nginx_site.render_local(http_port=ports.http, proxy_port=ports.proxy)
+        site = local_site(http_port=ports.http, proxy_port=ports.proxy)
         nginx = stack.add(
-            local_stack.start_nginx(
+            start_nginx(
                 state.directory / "nginx", site, f"http://127.0.0.1:{ports.http}"
             )
         )
@@ -281,7 +284,7 @@ def run(ports: Ports, state: State, detach: bool) -> int:
     except (KeyboardInterrupt, SystemExit):
         print("\ndemo: stopping")
         return 130
-    except (local_stack.StackError, openai.OpenAIError, httpx.HTTPError) as error:
+    except (StackError, openai.OpenAIError, httpx.HTTPError) as error:
         raise DemoError(str(error)) from error
     finally:
         if not keep_running:

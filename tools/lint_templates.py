@@ -39,25 +39,20 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tools"))
+from testkit import render
 
-import terraform as tf  # noqa: E402 (tools/ is not a package; the harness lives next to us)
+ROOT = Path(__file__).resolve().parent.parent
+
 
 USER_DATA_LIMIT = 16384
-BOOTSTRAP = "bootstrap (user_data)"
+BOOTSTRAP = render.BOOTSTRAP
 SCRIPTS_DIR = "/opt/inference/scripts"
 DOMAIN = "example.com"
 SUBDOMAIN = "llm"
-IMAGE_URI = "123456789012.dkr.ecr.us-east-1.amazonaws.com/llm-dev:0123456789ab"
-# Directories of the repository a root-module plan needs (copied, so that nothing is
-# written into the work tree: no .terraform, no lock file).
-PLAN_INPUTS = ("main.tf", "variables.tf", "outputs.tf", "versions.tf", "modules", "app")
 
 
 class LintError(RuntimeError):
@@ -76,9 +71,7 @@ class Case:
         values: dict[str, Any] = {
             "name": "llm",
             "environment": "dev",
-            # Pinned so the plan needs no lookups and every template input is known.
-            "ami_id": "ami-0123456789abcdef0",
-            "image_uri": IMAGE_URI,
+            **render.PINNED_TFVARS,
             "use_gpu": self.use_gpu,
             "tensor_parallel_size": self.tensor_parallel,
             "enable_https": self.https,
@@ -105,80 +98,17 @@ def matrix() -> list[Case]:
     return cases
 
 
-# --- rendering through Terraform ----------------------------------------------------------
-
-
-def copy_root(destination: Path) -> Path:
-    destination.mkdir(parents=True, exist_ok=True)
-    for name in PLAN_INPUTS:
-        source = ROOT / name
-        if source.is_dir():
-            shutil.copytree(
-                source,
-                destination / name,
-                ignore=shutil.ignore_patterns(
-                    ".terraform*", "*.tfstate*", "README.md", "__pycache__", "*.egg-info"
-                ),
-            )
-        else:
-            shutil.copy2(source, destination / name)
-    return destination
-
-
-def run_terraform(workdir: Path, *args: str) -> str:
-    try:
-        return tf.run(args, cwd=workdir).stdout
-    except tf.TerraformError as error:
-        raise LintError(str(error)) from error
-
-
-def artifacts_from_plan(plan: Mapping[str, Any]) -> dict[str, str]:
-    """{file name on the instance: content} from the plan's S3 objects, plus user_data."""
-    artifacts: dict[str, str] = {}
-    for change in plan.get("resource_changes", []):
-        after = change.get("change", {}).get("after") or {}
-        unknown = change.get("change", {}).get("after_unknown") or {}
-        if change.get("type") == "aws_s3_object":
-            key = after.get("key", "")
-            name = key.split("/", 1)[1] if key.startswith("scripts/") else key
-            if unknown.get("content") or after.get("content") is None:
-                raise LintError(f"the content of {change['address']} is unknown at plan time")
-            artifacts[name] = after["content"]
-        elif change.get("type") == "aws_instance":
-            if unknown.get("user_data") or after.get("user_data") is None:
-                raise LintError(f"the user_data of {change['address']} is unknown at plan time")
-            artifacts[BOOTSTRAP] = after["user_data"]
-    if BOOTSTRAP not in artifacts or len(artifacts) < 2:
-        raise LintError(f"the plan has no instance user_data or no scripts: {sorted(artifacts)}")
-    return artifacts
+# --- rendering through Terraform (testkit/render.py) ---------------------------------------
 
 
 def render_cases(
     cases: Sequence[Case], workdir: Path, parallel: int = 2
 ) -> dict[str, dict[str, str]]:
-    """{case name: artifacts}: one init, then one plan per case (two at a time: the plans
-    share the init'd copy read-only, and each writes only its own plan file)."""
-    root = copy_root(workdir / "root")
-    run_terraform(root, "init", "-input=false", "-no-color")
-
-    def render(case: Case) -> dict[str, str]:
-        var_file = workdir / f"{case.name}.tfvars.json"
-        var_file.write_text(json.dumps(case.tfvars()))
-        plan_file = workdir / f"{case.name}.tfplan"
-        run_terraform(
-            root,
-            "plan",
-            "-input=false",
-            "-no-color",
-            "-lock=false",
-            f"-var-file={var_file}",
-            f"-out={plan_file}",
-        )
-        return artifacts_from_plan(json.loads(run_terraform(root, "show", "-json", str(plan_file))))
-
-    with ThreadPoolExecutor(max_workers=parallel) as pool:
-        rendered = list(pool.map(render, cases))
-    return {case.name: artifacts for case, artifacts in zip(cases, rendered, strict=True)}
+    """{case name: artifacts}: one init, then one plan per case."""
+    try:
+        return render.render_many({case.name: case.tfvars() for case in cases}, workdir, parallel)
+    except render.RenderError as error:
+        raise LintError(str(error)) from error
 
 
 # --- checks -------------------------------------------------------------------------------

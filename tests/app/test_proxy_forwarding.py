@@ -13,7 +13,8 @@ import httpx
 import openai
 import pytest
 from conftest import API_KEY, ThreadedProxy, access_lines
-from fake_vllm import MODEL, FakeVLLM
+
+from testkit.fake_vllm import MODEL, FakeVLLM
 
 MESSAGES = [{"role": "user", "content": "hi"}]
 

@@ -13,7 +13,8 @@ from collections.abc import Iterator
 import httpx
 import pytest
 from conftest import API_KEY, ThreadedProxy
-from fake_vllm import MODEL, FakeVLLM
+
+from testkit.fake_vllm import MODEL, FakeVLLM
 
 CHAT = "/v1/chat/completions"
 AUTH = b"Authorization: Bearer " + API_KEY.encode() + b"\r\n"

@@ -12,7 +12,8 @@ from pathlib import Path
 import httpx
 import pytest
 from conftest import ProxyProcess
-from fake_vllm import MODEL, FakeVLLM
+
+from testkit.fake_vllm import MODEL, FakeVLLM
 
 KEY_IN_ENV = "env-secret-key-5f0c1e"
 KEY_IN_FILE = "file-secret-key-9a7b3d"

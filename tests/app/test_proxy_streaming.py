@@ -14,7 +14,8 @@ import httpx
 import openai
 import pytest
 from conftest import API_KEY, ThreadedProxy, access_lines, free_port
-from fake_vllm import MODEL, FakeVLLM
+
+from testkit.fake_vllm import MODEL, FakeVLLM
 
 MESSAGES = [{"role": "user", "content": "hi"}]
 CHAT = "/v1/chat/completions"

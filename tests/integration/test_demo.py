@@ -17,6 +17,9 @@ import httpx
 import pytest
 from vllm_stack import ROOT, local_stack
 
+from testkit.ports import free_port, port_in_use
+from testkit.processes import StackError
+
 pytestmark = [pytest.mark.vllm, pytest.mark.slow, pytest.mark.timeout(900)]
 
 DEMO = ROOT / "tools" / "demo.py"
@@ -42,9 +45,9 @@ def _state(pid: int) -> str:
 def test_demo_answers_through_nginx_and_stops_everything(tmp_path: Path) -> None:
     try:
         local_stack.check_prepared()
-    except local_stack.StackError as error:
+    except StackError as error:
         pytest.skip(str(error))
-    ports = [str(local_stack.free_port()) for _ in range(3)]
+    ports = [str(free_port()) for _ in range(3)]
     state = tmp_path / "demo"
     common = ["--state-dir", str(state)]
     started = run_demo(
@@ -83,13 +86,13 @@ def test_demo_answers_through_nginx_and_stops_everything(tmp_path: Path) -> None
         stopped = run_demo("--stop", *common)
     assert stopped.returncode == 0, stopped.stderr
     assert not any(_alive(pid) for pid in pids.values())
-    assert not local_stack.port_in_use(int(ports[2]))
+    assert not port_in_use(int(ports[2]))
 
 
 def test_demo_names_the_taken_port_and_the_way_out(tmp_path: Path) -> None:
     try:
         local_stack.check_prepared()
-    except local_stack.StackError as error:
+    except StackError as error:
         pytest.skip(str(error))
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as taken:
         taken.bind(("127.0.0.1", 0))
@@ -100,9 +103,9 @@ def test_demo_names_the_taken_port_and_the_way_out(tmp_path: Path) -> None:
             "--http-port",
             str(port),
             "--vllm-port",
-            str(local_stack.free_port()),
+            str(free_port()),
             "--proxy-port",
-            str(local_stack.free_port()),
+            str(free_port()),
             "--state-dir",
             str(tmp_path / "demo"),
         )

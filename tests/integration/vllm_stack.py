@@ -1,9 +1,8 @@
 """Real vLLM (CPU) with the proxy in front, for the session fixtures in conftest.py: started
-on free loopback ports and stopped by PID (tools/local_stack.py does both)."""
+on free loopback ports and stopped by PID (testkit/local_stack.py does both)."""
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -11,10 +10,12 @@ from pathlib import Path
 import httpx
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.append(str(ROOT / "tools"))
+from testkit import local_stack
+from testkit.ports import free_port
+from testkit.processes import Service, Stack, StackError, wait_until
 
-import local_stack  # noqa: E402 (tools/ is not a package; its modules import each other by name)
+ROOT = Path(__file__).resolve().parents[2]
+
 
 API_KEY = "sk-integration-" + "0" * 16
 # vLLM on two shared cores: loading the model takes ~30 s; leave room for a busy machine.
@@ -31,8 +32,8 @@ class ReadyObservation:
 
 @dataclass
 class ProxiedVllm:
-    vllm: local_stack.Service
-    proxy: local_stack.Service
+    vllm: Service
+    proxy: Service
     model: str
     api_key: str
     ready_observations: list[ReadyObservation] = field(default_factory=list)
@@ -48,15 +49,15 @@ def _proxy_ready_status(proxy_url: str) -> int | None:
 def start_proxied_vllm(logs: Path, model_name: str, *, pooling: bool) -> Iterator[ProxiedVllm]:
     try:
         local_stack.check_prepared()
-    except local_stack.StackError as error:
+    except StackError as error:
         pytest.skip(str(error))
-    stack = local_stack.Stack()
+    stack = Stack()
     try:
         vllm = stack.add(
             local_stack.start_vllm(
                 local_stack.model_dir(model_name),
                 model_name,
-                local_stack.free_port(),
+                free_port(),
                 logs / "vllm.log",
                 pooling=pooling,
                 max_model_len=None if pooling else local_stack.CHAT_MAX_MODEL_LEN,
@@ -65,14 +66,14 @@ def start_proxied_vllm(logs: Path, model_name: str, *, pooling: bool) -> Iterato
         # The proxy starts while vLLM is still loading, as on the instance at boot.
         proxy = stack.add(
             local_stack.start_proxy(
-                vllm.url, local_stack.free_port(), logs / "proxy.log", api_keys=[API_KEY]
+                vllm.url, free_port(), logs / "proxy.log", api_keys=[API_KEY]
             )
         )
         result = ProxiedVllm(vllm, proxy, model_name, API_KEY)
 
         def both_ready() -> bool:
             if proxy.process.poll() is not None:
-                raise local_stack.StackError(
+                raise StackError(
                     f"the proxy exited while vLLM was starting:\n{proxy.log_tail()}"
                 )
             # Order matters: the proxy first, then vLLM. vLLM never stops serving once it
@@ -82,7 +83,7 @@ def start_proxied_vllm(logs: Path, model_name: str, *, pooling: bool) -> Iterato
             result.ready_observations.append(ReadyObservation(status, serving))
             return status == 200 and serving
 
-        local_stack.wait_until(vllm, both_ready, START_TIMEOUT, interval=1.0)
+        wait_until(vllm, both_ready, START_TIMEOUT, interval=1.0)
         yield result
     finally:
         stack.stop()

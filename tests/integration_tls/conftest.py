@@ -1,28 +1,24 @@
 """The HTTPS stack on loopback, built once for the module the way the instance builds it:
 the port-80 ACME site first, certbot HTTP-01 through it, then the full site swapped in
 with `nginx -t` + reload (setup-nginx.sh and setup-certbot.sh). Behind NGINX: the real
-proxy (`python -m inference_proxy`) and the fake vLLM of tests/fake_vllm.py."""
+proxy (`python -m inference_proxy`) and the fake vLLM of testkit/fake_vllm.py."""
 
 from __future__ import annotations
 
 import shutil
-import sys
-import tempfile
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Protocol
 
 import pytest
-import tls_stack
-from fake_vllm import FakeVLLM
-from support import need_tool
-from tls_stack import API_KEY, ROOT, HttpsStack
 
-sys.path.append(str(ROOT / "tools"))
-
-import lint_templates
-import local_stack
+from testkit import local_stack, render, tls_stack
+from testkit.fake_vllm import FakeVLLM
+from testkit.ports import free_port
+from testkit.processes import wait_until
+from testkit.support import need_tool
+from testkit.tls_stack import API_KEY, HttpsStack
+from tools import lint_templates
 
 # The HTTPS case of tools/lint_templates.py: the same bytes the lint checks.
 HTTPS_CASE = next(case for case in lint_templates.matrix() if case.name == "cpu-https-dns")
@@ -36,9 +32,7 @@ class Stoppable(Protocol):
 @pytest.fixture(scope="session")
 def rendered_https() -> dict[str, str]:
     """The instance's files for an HTTPS deployment, from a real Terraform plan."""
-    with tempfile.TemporaryDirectory(prefix="tls-render-") as tmp:
-        rendered = lint_templates.render_cases([HTTPS_CASE], Path(tmp))
-    return rendered[HTTPS_CASE.name]
+    return render.render_one(HTTPS_CASE.tfvars())
 
 
 def exec_start(unit: str) -> str:
@@ -56,7 +50,7 @@ def https_stack(rendered_https: dict[str, str]) -> Iterator[HttpsStack]:
     webroot = base / "webroot"
     webroot.mkdir(mode=0o755)
     ports = tls_stack.SitePorts(
-        local_stack.free_port(), local_stack.free_port(), local_stack.free_port()
+        free_port(), free_port(), free_port()
     )
     app_port = int(
         next(
@@ -76,7 +70,7 @@ def https_stack(rendered_https: dict[str, str]) -> Iterator[HttpsStack]:
             fake.url, ports.proxy, base / "proxy.log", api_keys=[API_KEY]
         )
         stoppers.append(proxy)
-        local_stack.wait_until(
+        wait_until(
             proxy, lambda: local_stack.http_ok(f"{proxy.url}/health"), 30, interval=0.1
         )
         acme = tls_stack.start_acme(base / "acme", ports.http)

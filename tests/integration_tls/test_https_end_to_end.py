@@ -12,9 +12,10 @@ import time
 
 import openai
 import pytest
-import tls_stack
-from fake_vllm import MODEL
-from tls_stack import API_KEY, HttpsStack
+
+from testkit import tls_stack
+from testkit.fake_vllm import MODEL
+from testkit.tls_stack import API_KEY, HttpsStack
 
 pytestmark = [pytest.mark.services, pytest.mark.slow]
 

@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tftest_cases import (
+
+from testkit.tftest_cases import (
     PLANNER_KEY,
     ROOT,
     Applied,

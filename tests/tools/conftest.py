@@ -12,11 +12,12 @@ from collections.abc import Iterator
 import docker
 import docker.errors
 import pytest
-from build_services import (
+
+from testkit.ports import free_port
+from testkit.registry import (
     BASE_IMAGE,
     USERS,
     Registry,
-    free_port,
     start_registry,
     stop,
     wait_for_http,

@@ -12,11 +12,13 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import build
 import docker
 import httpx
 import pytest
-from build_services import ROOT, Registry, Run, free_port, run_build
+
+from testkit.ports import free_port
+from testkit.registry import ROOT, Registry, Run, run_build
+from tools import build
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 

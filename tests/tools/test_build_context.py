@@ -6,8 +6,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import build
 import pytest
+
+from tools import build
 
 
 def make_tree(root: Path, files: dict[str, str]) -> Path:

@@ -8,21 +8,22 @@ from __future__ import annotations
 from pathlib import Path
 
 import boto3
-import build
 import docker
 import pytest
-from build_services import (
+
+from testkit.ports import free_port
+from testkit.registry import (
     MOTO_ACCOUNT,
     USERS,
     Registry,
     Run,
-    free_port,
     local_tags,
     run_build,
     start_registry,
     stop,
     tiny_context,
 )
+from tools import build
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 

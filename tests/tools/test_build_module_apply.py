@@ -10,10 +10,11 @@ import os
 import subprocess
 from pathlib import Path
 
-import build
 import pytest
-from build_services import ROOT, Registry, tiny_context
-from terraform import terraform_command
+
+from testkit.registry import ROOT, Registry, tiny_context
+from tools import build
+from tools.terraform import terraform_command
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 

@@ -5,17 +5,17 @@ templates is clean (the run `make test` relies on)."""
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
-from support import need_tool
+
+from testkit import render
+from testkit.support import need_tool
+from tools import lint_templates as lt
 
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.append(str(ROOT / "tools"))
 
-import lint_templates as lt  # noqa: E402 (tools/ is not a package)
 
 
 @pytest.fixture
@@ -132,10 +132,10 @@ def plan_with(content: Any, user_data: Any, unknown: bool = False) -> dict[str, 
 
 
 def test_artifacts_come_from_s3_objects_and_user_data() -> None:
-    artifacts = lt.artifacts_from_plan(plan_with("#!/bin/bash\n", "#!/bin/bash\nboot\n"))
+    artifacts = render.artifacts_from_plan(plan_with("#!/bin/bash\n", "#!/bin/bash\nboot\n"))
     assert artifacts == {"lib.sh": "#!/bin/bash\n", lt.BOOTSTRAP: "#!/bin/bash\nboot\n"}
-    with pytest.raises(lt.LintError, match="unknown at plan time"):
-        lt.artifacts_from_plan(plan_with(None, "x", unknown=True))
+    with pytest.raises(render.RenderError, match="unknown at plan time"):
+        render.artifacts_from_plan(plan_with(None, "x", unknown=True))
 
 
 def test_matrix_covers_cpu_gpu_https_dns_and_tensor_parallel() -> None:

@@ -10,9 +10,7 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tools"))
-
-import terraform
+from tools import terraform
 
 ROOT = Path(__file__).resolve().parents[2]
 

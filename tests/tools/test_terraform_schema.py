@@ -4,7 +4,6 @@ and loud about anything it cannot classify or any overlay path that does not exi
 from __future__ import annotations
 
 import io
-import sys
 import tarfile
 import zipfile
 from pathlib import Path
@@ -12,9 +11,7 @@ from typing import Any
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tools"))
-
-from standin_aws import install, schema_gen
+from testkit.standin_aws import install, schema_gen
 
 
 @pytest.fixture(scope="module")

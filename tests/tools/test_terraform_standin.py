@@ -5,15 +5,12 @@ apply is empty."""
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tools"))
-
-import terraform
+from tools import terraform
 
 CONFIG = """
 terraform {

@@ -3,15 +3,11 @@ schema: each mistake below is rejected with Terraform's own diagnostic."""
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable
-from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tools"))
-
-import terraform
+from tools import terraform
 
 PROVIDER = """
 terraform {

@@ -6,7 +6,7 @@
 Paths: direct (client -> fake vLLM), NGINX (proxy_buffering off, upstream keep-alive),
 our proxy (`python -m inference_proxy`, API key on, JSON access log to a file) and the
 LiteLLM proxy (configured as a plain OpenAI pass-through; installed on first use into
-$EC2I_CACHE/litellm-venv, never into the project venv). The upstream is tests/fake_vllm.py:
+$EC2I_CACHE/litellm-venv, never into the project venv). The upstream is testkit/fake_vllm.py:
 precomputed vLLM-shaped chunks, one write per token.
 
 The proxies run pinned to CPU 1, the fake upstream and the load generator to CPU 0.
@@ -423,7 +423,8 @@ async def stream_segment(path: Path_, concurrency: int, seconds: float, tokens: 
 
 def http_chunks(body: bytes) -> list[bytes]:
     """The payloads of a chunked transfer-encoded body."""
-    out, pos = [], 0
+    out: list[bytes] = []
+    pos = 0
     while True:
         end = body.index(b"\r\n", pos)
         size = int(body[pos:end].split(b";")[0], 16)

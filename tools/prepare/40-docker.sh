@@ -3,7 +3,7 @@
 # and dockerd started when no daemon answers. This machine has no bridge networking, so
 # the daemon runs with --iptables=false --bridge=none and builds use `--network host`.
 # docker-registry is installed for the same tests, which start their own instances on
-# free loopback ports (tests/tools/build_services.py); its packaged service is not used.
+# free loopback ports (testkit/registry.py); its packaged service is not used.
 PREPARE_GROUPS="test"
 
 DOCKERD_LOG="${DOCKERD_LOG:-/var/log/ec2i-dockerd.log}"

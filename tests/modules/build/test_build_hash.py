@@ -8,15 +8,14 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from tools import build
+from tools.terraform import terraform_command
+
 ROOT = Path(__file__).resolve().parents[3]
-sys.path.insert(0, str(ROOT / "tools"))
-import build  # noqa: E402 (tools/ is not a package)
-from terraform import terraform_command  # noqa: E402 (the project's one way to run Terraform)
 
 TREES: dict[str, dict[str, str]] = {
     "plain": {"Dockerfile": "FROM scratch\n", "a.txt": "a", "sub/dir/b.bin": "b\x00\n"},

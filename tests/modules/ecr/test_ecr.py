@@ -8,7 +8,8 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from tftest_cases import Applied, terraform
+
+from testkit.tftest_cases import Applied, terraform
 
 MODULE = "modules/ecr"
 

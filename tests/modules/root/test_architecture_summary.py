@@ -4,13 +4,11 @@ the table must be the one the plan of today's code gives."""
 from __future__ import annotations
 
 import re
-import sys
 from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "tools"))
-import inventory
+from testkit import inventory
 
 HERE = Path(__file__).resolve().parent
 DOC = inventory.ROOT / "docs" / "ARCHITECTURE.md"

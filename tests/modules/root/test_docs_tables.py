@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from tools import docs
+
 ROOT = Path(__file__).resolve().parents[3]
-sys.path.insert(0, str(ROOT / "tools"))
-import docs  # noqa: E402 (tools/ is not a package)
 
 MODULE = '''\
 variable "name" {

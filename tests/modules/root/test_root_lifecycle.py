@@ -6,15 +6,13 @@ address and the volume stay), and destroy."""
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "tools"))
-import terraform
-from tftest_cases import copy_module
+from testkit.tftest_cases import copy_module
+from tools import terraform
 
 HERE = Path(__file__).resolve().parent
 

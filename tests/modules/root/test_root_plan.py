@@ -6,16 +6,14 @@ from __future__ import annotations
 import json
 import os
 import re
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "tools"))
-import inventory
-import terraform
-from terraform import TerraformError
+from testkit import inventory
+from tools import terraform
+from tools.terraform import TerraformError
 
 HERE = Path(__file__).resolve().parent
 ROOT_MODULE = "."

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import re
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "tools"))
-import docs
+from tools import docs
 
 ROOT = Path(__file__).resolve().parents[3]
 

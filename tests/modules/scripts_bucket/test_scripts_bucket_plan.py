@@ -5,14 +5,12 @@ ARN, which is only known then)."""
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "tools"))
-from terraform import TerraformError
+from tools.terraform import TerraformError
 
 HERE = Path(__file__).resolve().parent
 MODULE = "modules/scripts_bucket"

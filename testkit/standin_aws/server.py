@@ -6,7 +6,7 @@ certificate as the only trusted root), prints the go-plugin handshake line
 `1|6|unix|<socket>|grpc|<base64 DER certificate>` and serves tfplugin6.Provider plus the
 go-plugin controller (Shutdown) and stdio services until Terraform stops it.
 
-    EC2I_STANDIN_SCHEMA=<schema.json> python -m standin_aws.server
+    EC2I_STANDIN_SCHEMA=<schema.json> python -m testkit.standin_aws.server
 """
 
 from __future__ import annotations

@@ -13,18 +13,22 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from testkit.cache import cache_dir
+
 from . import schema_gen
 
 PROVIDER_SOURCE = "registry.terraform.io/hashicorp/aws"
 PLATFORM = "linux_amd64"
-TOOLS_DIR = Path(__file__).resolve().parent.parent
+# The directory that holds the `testkit` package (the repository root).
+PACKAGE_ROOT = Path(__file__).resolve().parents[2]
 
 
 WRAPPER = """#!/bin/sh
-# Offline stand-in for hashicorp/aws (ec2-inference tools/standin_aws). Run Terraform through
-# tools/terraform.py, which sets the three variables below.
+# Offline stand-in for hashicorp/aws (ec2-inference testkit/standin_aws). Run Terraform
+# through tools/terraform.py, which sets the variables below: which Python runs which
+# checkout's server with which schema, so that every checkout shares these bytes.
 : "${EC2I_STANDIN_PYTHON:?is not set: run Terraform through tools/terraform.py}"
-PYTHONPATH="$EC2I_STANDIN_TOOLS" exec "$EC2I_STANDIN_PYTHON" -m standin_aws.server "$@"
+PYTHONPATH="$EC2I_STANDIN_PATH" exec "$EC2I_STANDIN_PYTHON" -m "$EC2I_STANDIN_MODULE" "$@"
 """
 
 
@@ -38,15 +42,10 @@ class StandIn:
     cli_config: Path
 
     def environment(self) -> dict[str, str]:
-        """What the plugin wrapper needs: this Python, this checkout's tools, the schema."""
-        return {"EC2I_STANDIN_PYTHON": sys.executable, "EC2I_STANDIN_TOOLS": str(TOOLS_DIR),
+        """What the plugin wrapper needs: this Python, this checkout's testkit, the schema."""
+        return {"EC2I_STANDIN_PYTHON": sys.executable, "EC2I_STANDIN_PATH": str(PACKAGE_ROOT),
+                "EC2I_STANDIN_MODULE": "testkit.standin_aws.server",
                 "EC2I_STANDIN_SCHEMA": str(self.schema)}
-
-
-def cache_dir() -> Path:
-    base = os.environ.get("EC2I_CACHE") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "ec2-inference")
-    return Path(base)
 
 
 def _write_if_changed(path: Path, content: str, mode: int = 0o644) -> None:
@@ -99,15 +98,6 @@ def schema(cache: Path) -> Path:
     return target
 
 
-def _link(target: Path, link: Path) -> None:
-    if link.is_symlink() and os.readlink(link) == target.name:
-        return
-    temporary = link.with_name(f".{link.name}.{os.getpid()}")
-    temporary.unlink(missing_ok=True)
-    temporary.symlink_to(target.name)
-    os.replace(temporary, link)
-
-
 def package_hash(directory: Path) -> str:
     """Terraform's `h1:` checksum of an unpacked provider package (Go dirhash Hash1)."""
     lines = "".join(
@@ -129,12 +119,9 @@ def forget_stale_lock(module: Path, installed: StandIn) -> None:
 
 def install(cache: Path | None = None) -> StandIn:
     cache = cache or cache_dir()
-    generated = schema(cache)
-    # The plugin reads a stable name, so the mirror's executable (and the checksum
-    # Terraform records for it in .terraform.lock.hcl) survives schema regeneration.
-    schema_path = generated.with_name(f"aws-{schema_gen.PROVIDER_VERSION}.json")
-    _link(generated.with_suffix(".pb"), schema_path.with_suffix(".pb"))
-    _link(generated, schema_path)
+    # The schema of this checkout's generator and overlay, named by their hash: checkouts
+    # with other versions of them (branches, worktrees) share the cache without clashing.
+    schema_path = schema(cache)
     mirror = cache / "terraform" / "mirror"
     version = schema_gen.PROVIDER_VERSION
     executable = (mirror / PROVIDER_SOURCE / version / PLATFORM

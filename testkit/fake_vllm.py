@@ -22,7 +22,7 @@ In tests::
 
 From a shell (benchmarks, other test packages)::
 
-    python tests/fake_vllm.py --port 8000 --tokens-per-second 30
+    python -m testkit.fake_vllm --port 8000 --tokens-per-second 30
 """
 
 from __future__ import annotations

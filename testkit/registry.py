@@ -7,7 +7,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -18,20 +17,15 @@ from pathlib import Path
 import bcrypt
 import docker
 import httpx
-from support import need_tool
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "tools"))  # tools/ is not a package; build.py is imported by name
+from testkit.ports import free_port
+from testkit.support import need_tool
+
+ROOT = Path(__file__).resolve().parents[1]
 
 BASE_IMAGE = "python:3.12-slim"  # what app/Dockerfile's BASE_IMAGE defaults to
 MOTO_ACCOUNT = "123456789012"  # moto's default account; its ECR password is "<account>-auth-token"
 USERS = {"builder": "s3cret-pass", "AWS": f"{MOTO_ACCOUNT}-auth-token"}
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def wait_for_http(
@@ -40,14 +34,14 @@ def wait_for_http(
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"{process.args} exited ({process.returncode}): {log.read_text()}")
+            raise RuntimeError(f"{process.args!r} exited ({process.returncode}): {log.read_text()}")
         try:
             httpx.get(url, timeout=1)
             return
         except httpx.TransportError:
             time.sleep(0.1)
     raise RuntimeError(
-        f"{process.args} did not answer on {url} within {timeout} s: {log.read_text()}"
+        f"{process.args!r} did not answer on {url} within {timeout} s: {log.read_text()}"
     )
 
 

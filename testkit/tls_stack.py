@@ -3,7 +3,7 @@ pebble-challtestsrv as its DNS), certbot, NGINX with the site that Terraform ren
 an httpx client that resolves the test domain to 127.0.0.1 and trusts only pebble's root.
 
 Every process is started on free loopback ports in its own process group and stopped by
-PID (tools/local_stack.py does both). Nothing under /etc is read or written except the
+PID (testkit/local_stack.py does both). Nothing under /etc is read or written except the
 distribution's /etc/nginx/mime.types.
 
 The rendered site is used as Terraform renders it, with one documented rewrite
@@ -21,7 +21,6 @@ import shutil
 import socket
 import ssl
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Mapping
@@ -31,14 +30,15 @@ from typing import TYPE_CHECKING
 
 import httpx
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.append(str(ROOT / "tools"))
+from testkit import nginx as nginx_runner
+from testkit.ports import free_port
+from testkit.processes import Service, StackError, start_process, wait_until
 
-import local_stack  # noqa: E402 (tools/ is not a package; see tools/local_stack.py)
-from local_stack import Service, free_port, start_process  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
+
 
 if TYPE_CHECKING:
-    from fake_vllm import FakeVLLM
+    from testkit.fake_vllm import FakeVLLM
 
 API_KEY = "sk-tls-" + "7" * 24
 ACME_EMAIL = "ops@ec2i-tls.test"
@@ -65,8 +65,8 @@ def wait_for_port(service: Service, port: int, timeout: float = START_TIMEOUT) -
             return False
 
     try:
-        local_stack.wait_until(service, listening, timeout, interval=0.05)
-    except local_stack.StackError as error:
+        wait_until(service, listening, timeout, interval=0.05)
+    except StackError as error:
         raise TlsStackError(str(error)) from error
 
 
@@ -322,7 +322,7 @@ class Nginx:
 
     def command(self, *args: str) -> list[str]:
         return [
-            local_stack.nginx_binary(),
+            nginx_runner.nginx_binary(),
             "-p",
             str(self.prefix),
             "-c",
@@ -332,7 +332,7 @@ class Nginx:
 
     def install_site(self, site: str) -> None:
         """Swap the site in and reload, as setup-certbot.sh does (`nginx -t` first)."""
-        local_stack.write_nginx_main_config(self.prefix, site)
+        nginx_runner.write_nginx_main_config(self.prefix, site)
         self._check(subprocess.run(self.command("-t", "-q"), capture_output=True, text=True))
         old_workers = self.workers()
         self._check(subprocess.run(self.command("-s", "reload"), capture_output=True, text=True))
@@ -374,8 +374,8 @@ class Nginx:
 
 def start_nginx(prefix: Path, site: str, http_port: int) -> Nginx:
     try:
-        service = local_stack.start_nginx(prefix, site, f"http://127.0.0.1:{http_port}")
-    except local_stack.StackError as error:
+        service = nginx_runner.start_nginx(prefix, site, f"http://127.0.0.1:{http_port}")
+    except StackError as error:
         raise TlsStackError(str(error)) from error
     nginx = Nginx(prefix, service)
     try:

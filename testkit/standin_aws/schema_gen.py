@@ -21,7 +21,7 @@ What the bindings do not say (optional arguments that are also computed, default
 from the checked overlay next to this file. The output uses the shape of
 `terraform providers schema -json` for one provider.
 
-    python tools/standin_aws/schema_gen.py --out schema.json [--types aws_vpc,aws_subnet]
+    python -m testkit.standin_aws.schema_gen --out schema.json [--types aws_vpc,aws_subnet]
 """
 
 from __future__ import annotations

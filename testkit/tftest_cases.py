@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,10 +13,8 @@ from typing import Any
 import pytest
 
 # tools/ holds scripts, not a package: import them the way they import each other.
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tools"))
-
-import inventory
-import terraform
+from testkit import inventory
+from tools import terraform
 
 ROOT = inventory.ROOT
 PlanSummary = inventory.PlanSummary

@@ -9,8 +9,8 @@ is `<case>.tfvars` plus a `<case>.yaml` inventory with three optional sections:
 
 Unknown values (known after apply) appear as the string "(known after apply)".
 
-    python tools/inventory.py tests/modules/ecr/tftest.yaml defaults   # rewrite one case
-    python tools/inventory.py tests/modules/ecr/tftest.yaml            # rewrite every case
+    python -m testkit.inventory tests/modules/ecr/tftest.yaml defaults   # rewrite one case
+    python -m testkit.inventory tests/modules/ecr/tftest.yaml            # rewrite every case
 """
 
 from __future__ import annotations
@@ -28,9 +28,7 @@ from typing import Any
 
 import yaml
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-import terraform
+from tools import terraform
 
 ROOT = Path(__file__).resolve().parent.parent
 UNKNOWN = "(known after apply)"
@@ -58,7 +56,7 @@ class Case:
 
     def regenerate_command(self) -> str:
         spec = os.path.relpath(self.spec, ROOT)
-        return f".venv/bin/python tools/inventory.py {spec} {self.name}"
+        return f".venv/bin/python -m testkit.inventory {spec} {self.name}"
 
 
 def load_cases(spec: Path) -> list[Case]:

@@ -1,0 +1,126 @@
+"""The one renderer of the instance's files: what Terraform would upload, byte for byte.
+
+The template lint (tools/lint_templates.py), the local demo's NGINX site (tools/demo.py),
+the HTTPS end-to-end test and the boot harness all take the instance's files from here:
+a copy of the root module planned with real Terraform core (tools/terraform.py; the
+stand-in aws provider offline), and the rendered bytes read from the plan: the content of
+every `aws_s3_object` the scripts bucket uploads (named as on the instance, without the
+`scripts/` prefix) plus the instance's `user_data` under BOOTSTRAP.
+
+    renderer = Renderer(workdir)              # copies the root module, runs `init` once
+    files = renderer.render({"use_gpu": False, "image_uri": IMAGE_URI, ...})
+    files["nginx-site.conf"], files[BOOTSTRAP]
+
+Every template input must be known at plan time, so callers pin `image_uri` and `ami_id`
+(PINNED_TFVARS has both).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from tools import terraform as tf
+
+ROOT = Path(__file__).resolve().parents[1]
+BOOTSTRAP = "bootstrap (user_data)"
+IMAGE_URI = "123456789012.dkr.ecr.us-east-1.amazonaws.com/llm-dev:0123456789ab"
+AMI_ID = "ami-0123456789abcdef0"
+# Pinned so that the plan needs no lookups and every template input is known.
+PINNED_TFVARS: Mapping[str, Any] = {"ami_id": AMI_ID, "image_uri": IMAGE_URI}
+# What a root-module plan reads (copied, so nothing is written into the work tree: no
+# .terraform, no lock file).
+PLAN_INPUTS = ("main.tf", "variables.tf", "outputs.tf", "versions.tf", "modules", "app")
+
+
+class RenderError(RuntimeError):
+    """Terraform failed, or the plan does not carry the rendered files."""
+
+
+def copy_root(destination: Path) -> Path:
+    """A copy of the root module (and what it references) in `destination`."""
+    destination.mkdir(parents=True, exist_ok=True)
+    ignore = shutil.ignore_patterns(
+        ".terraform*", "*.tfstate*", "README.md", "__pycache__", "*.egg-info"
+    )
+    for name in PLAN_INPUTS:
+        source = ROOT / name
+        if source.is_dir():
+            shutil.copytree(source, destination / name, ignore=ignore, dirs_exist_ok=True)
+        else:
+            shutil.copy2(source, destination / name)
+    return destination
+
+
+def artifacts_from_plan(plan: Mapping[str, Any]) -> dict[str, str]:
+    """{file name on the instance: content} from a `show -json` plan, plus BOOTSTRAP."""
+    artifacts: dict[str, str] = {}
+    for change in plan.get("resource_changes", []):
+        after = change.get("change", {}).get("after") or {}
+        unknown = change.get("change", {}).get("after_unknown") or {}
+        if change.get("type") == "aws_s3_object":
+            key = after.get("key", "")
+            name = key.split("/", 1)[1] if key.startswith("scripts/") else key
+            if unknown.get("content") or after.get("content") is None:
+                raise RenderError(f"the content of {change['address']} is unknown at plan time")
+            artifacts[name] = after["content"]
+        elif change.get("type") == "aws_instance":
+            if unknown.get("user_data") or after.get("user_data") is None:
+                raise RenderError(f"the user_data of {change['address']} is unknown at plan time")
+            artifacts[BOOTSTRAP] = after["user_data"]
+    if BOOTSTRAP not in artifacts or len(artifacts) < 2:
+        raise RenderError(f"the plan has no instance user_data or no scripts: {sorted(artifacts)}")
+    return artifacts
+
+
+class Renderer:
+    """One initialised copy of the root module; each render() is one plan of it."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+        self.root = copy_root(workdir / "root")
+        self.env = tf.terraform_env()
+        self._run("init", "-input=false", "-no-color")
+
+    def _run(self, *args: str) -> str:
+        try:
+            return tf.run(args, cwd=self.root, env=self.env).stdout
+        except tf.TerraformError as error:
+            raise RenderError(str(error)) from error
+
+    def plan(self, tfvars: Mapping[str, Any]) -> dict[str, Any]:
+        """The `show -json` plan of the root module with `tfvars`."""
+        with tempfile.TemporaryDirectory(dir=self.workdir) as scratch:
+            var_file = Path(scratch) / "case.tfvars.json"
+            var_file.write_text(json.dumps(dict(tfvars)))
+            plan_file = Path(scratch) / "plan"
+            # -lock=false: plans run two at a time against the one read-only copy.
+            self._run("plan", "-input=false", "-no-color", "-lock=false",
+                      f"-var-file={var_file}", f"-out={plan_file}")
+            shown: dict[str, Any] = json.loads(self._run("show", "-json", str(plan_file)))
+        return shown
+
+    def render(self, tfvars: Mapping[str, Any]) -> dict[str, str]:
+        return artifacts_from_plan(self.plan(tfvars))
+
+
+def render_many(cases: Mapping[str, Mapping[str, Any]], workdir: Path,
+                parallel: int = 2) -> dict[str, dict[str, str]]:
+    """{case name: files} for several tfvars sets: one init, then one plan per case (two
+    at a time on this 2-core machine)."""
+    renderer = Renderer(workdir)
+    names: Sequence[str] = list(cases)
+    with ThreadPoolExecutor(max_workers=parallel) as pool:
+        rendered = list(pool.map(lambda name: renderer.render(cases[name]), names))
+    return dict(zip(names, rendered, strict=True))
+
+
+def render_one(tfvars: Mapping[str, Any]) -> dict[str, str]:
+    """The files of one configuration, rendered in a throwaway directory."""
+    with tempfile.TemporaryDirectory(prefix="ec2i-render-") as tmp:
+        return Renderer(Path(tmp)).render(tfvars)
