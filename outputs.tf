@@ -53,3 +53,8 @@ output "diagnostic_commands" {
     list_models    = "curl -s -H \"Authorization: Bearer $(aws ssm get-parameter --region ${var.region} --name ${var.api_keys_parameter_name} --with-decryption --query Parameter.Value --output text | cut -d, -f1)\" ${local.api_endpoint}/v1/models"
   }
 }
+
+output "user_data" {
+  description = "The bootstrap the instance runs as user_data (no secrets): EC2 keeps only its hash in state and the console, so this is where to read it."
+  value       = module.ec2.user_data
+}
