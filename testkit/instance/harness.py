@@ -52,7 +52,7 @@ import httpx
 from testkit import render
 from testkit.instance import images as instance_images
 from testkit.instance import network, services
-from testkit.processes import stop_process_group
+from testkit.processes import Service, stop_process_group
 
 REGION = "us-east-1"
 AVAILABILITY_ZONE = f"{REGION}a"
@@ -64,6 +64,7 @@ DATA_VOLUME_BYTES = 4 * 1024**3
 READY_TIMEOUT = 600.0
 LABEL = "org.ec2-inference.instance"
 CASES = ("cpu", "https")
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 class InstanceError(RuntimeError):
@@ -99,6 +100,9 @@ class Instance:
         self._docker: docker.DockerClient | None = None
         self._deployment: render.Deployment | None = None
         self.applied: render.Applied | None = None
+        # Services this process started (reaped in down(); another process's `down` stops
+        # them by PID from the state).
+        self._services: list[Service] = []
 
     # --- state -----------------------------------------------------------------------
 
@@ -304,6 +308,7 @@ class Instance:
         assert self.state.sidecar_pid is not None
         started = services.start_in_namespace(self.state.sidecar_pid, name, argv,
                                               self.dir / "logs", env)
+        self._services.append(started)
         self.state.services[name] = started.pid
         self.save()
 
@@ -562,6 +567,10 @@ class Instance:
                            check=False)
         for pid in self.state.services.values():
             stop_process_group(pid, grace=5)
+        for service in self._services:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                service.process.wait(timeout=5)
+        self._services.clear()
         self.state.services.clear()
         if self.state.sidecar:
             subprocess.run(["docker", "rm", "--force", self.state.sidecar],

@@ -21,7 +21,6 @@ import datetime
 import ipaddress
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import bcrypt
@@ -127,18 +126,11 @@ def registry_config(workdir: Path, listen: str, tls: tuple[Path, Path] | None = 
     return path
 
 
-@dataclass(frozen=True)
-class Started:
-    name: str
-    pid: int
-    log: str
-
-
 def start_in_namespace(pid: int, name: str, argv: Sequence[str], logs: Path,
-                       env: dict[str, str] | None = None) -> Started:
-    service: Service = start_process(name, [*nsenter(pid), *argv], logs / f"{name}.log",
-                                     url="", env=env)
-    return Started(name, service.pid, str(service.log_path))
+                       env: dict[str, str] | None = None) -> Service:
+    """`argv` in the network namespace of `pid` (nsenter execs it: same PID), in its own
+    session, logging to logs/<name>.log."""
+    return start_process(name, [*nsenter(pid), *argv], logs / f"{name}.log", url="", env=env)
 
 
 def pebble_config(workdir: Path, listener: tuple[Path, Path]) -> Path:

@@ -18,7 +18,7 @@ INSTANCE_IMAGE_LABEL=org.ec2-inference.instance-image
 # the chroot installs the rest): what setup-packages.sh and setup-docker.sh install on the
 # instance, cloud-init, and what the harness needs inside (python3-venv for the AWS CLI).
 INSTANCE_BASE_PACKAGES=systemd,systemd-sysv,ca-certificates
-INSTANCE_PACKAGES="dbus cloud-init docker.io nginx certbot curl jq openssl util-linux e2fsprogs bind9-dnsutils iproute2 iptables procps python3-venv"
+INSTANCE_PACKAGES="dbus cloud-init docker.io nginx certbot curl jq openssl util-linux e2fsprogs bind9-dnsutils iproute2 iptables procps python3-venv locales"
 AWSCLI_VERSION=1.46.2
 INSTANCE_CA_DIR="$EC2I_CACHE/instance-ca"
 DEBIAN_MIRROR="${DEBIAN_MIRROR:-$(awk '/^URIs:/ {print $2; exit}' /etc/apt/sources.list.d/debian.sources 2>/dev/null)}"
@@ -98,6 +98,9 @@ configure_instance_rootfs() {
         "apt-get update -qq && apt-get install -y -qq --no-install-recommends $INSTANCE_PACKAGES" \
         >"$rootfs/../apt.log" 2>&1 || { tail -n 20 "$rootfs/../apt.log" >&2; die "apt-get install in the instance image failed"; }
     rm -f "$rootfs/usr/sbin/policy-rc.d"
+    # The locale cloud-init sets by default (Ubuntu's AMIs have it).
+    sed -i 's/^# *en_US.UTF-8 UTF-8/en_US.UTF-8 UTF-8/' "$rootfs/etc/locale.gen"
+    chroot "$rootfs" locale-gen >/dev/null
     cp "$INSTANCE_CA_DIR/ca.crt" "$rootfs/usr/local/share/ca-certificates/ec2i-instance-harness-ca.crt"
     chroot "$rootfs" update-ca-certificates >/dev/null 2>&1
     # The AWS CLI v1 in its own venv (pip reaches PyPI through the host's network).
