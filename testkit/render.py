@@ -152,13 +152,16 @@ def artifacts_from_state(state: Mapping[str, Any], outputs: Mapping[str, Any]) -
 
 
 class Deployment:
-    """One copy of the root module with its own state: apply(), apply() again, destroy()."""
+    """One copy of the root module with its own state: apply(), then apply() again. Made
+    once in `workdir` (copy + init); a later Deployment of the same workdir reuses it."""
 
     def __init__(self, workdir: Path) -> None:
         self.workdir = workdir
-        self.root = copy_root(workdir / "root")
+        self.root = workdir / "root"
         self.env = tf.terraform_env()
-        self._run("init", "-input=false", "-no-color")
+        if not (self.root / ".terraform").is_dir():
+            copy_root(self.root)
+            self._run("init", "-input=false", "-no-color")
 
     def _run(self, *args: str) -> str:
         try:

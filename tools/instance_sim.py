@@ -28,7 +28,8 @@ from testkit.instance import harness
 
 
 def instances_dir() -> Path:
-    return Path(os.environ.get("EC2I_INSTANCES", "/var/tmp/ec2i-instances"))
+    # Root's own directory on this machine (the harness runs as root), kept across reboots.
+    return Path(os.environ.get("EC2I_INSTANCES", "/var/tmp/ec2i-instances"))  # noqa: S108
 
 
 def find(name: str | None) -> harness.Instance:

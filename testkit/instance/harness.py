@@ -39,6 +39,7 @@ import secrets
 import shutil
 import ssl
 import subprocess
+import sys
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, field
@@ -170,16 +171,8 @@ class Instance:
     @property
     def deployment(self) -> render.Deployment:
         if self._deployment is None:
-            terraform_dir = self.dir / "terraform"
-            if (terraform_dir / "root").exists():
-                deployment = render.Deployment.__new__(render.Deployment)
-                deployment.workdir = terraform_dir
-                deployment.root = terraform_dir / "root"
-                deployment.env = render.tf.terraform_env()
-                self._deployment = deployment
-            else:
-                terraform_dir.mkdir(parents=True, exist_ok=True)
-                self._deployment = render.Deployment(terraform_dir)
+            (self.dir / "terraform").mkdir(parents=True, exist_ok=True)
+            self._deployment = render.Deployment(self.dir / "terraform")
         return self._deployment
 
     def apply(self, **changes: Any) -> render.Applied:
@@ -189,15 +182,27 @@ class Instance:
         self.state.tfvars.update(changes)
         self.save()
         self.applied = self.deployment.apply(self.state.tfvars)
+        self._save_applied()
         if self.state.sidecar:
             self.upload_scripts()
             self.write_metadata()
         return self.applied
 
     def files(self) -> render.Applied:
+        """What the last apply left behind (applied now if nothing was applied yet)."""
+        saved = self.dir / "applied.json"
+        if self.applied is None and saved.exists():
+            data = json.loads(saved.read_text())
+            self.applied = render.Applied(data["files"], data["outputs"], {})
         if self.applied is None:
             self.applied = self.deployment.apply(self.state.tfvars)
+            self._save_applied()
         return self.applied
+
+    def _save_applied(self) -> None:
+        assert self.applied is not None
+        (self.dir / "applied.json").write_text(json.dumps(
+            {"files": self.applied.files, "outputs": self.applied.outputs}))
 
     # --- AWS, locally ----------------------------------------------------------------
 
@@ -207,7 +212,8 @@ class Instance:
 
     def aws(self, service: str) -> Any:
         return boto3.client(service, region_name=REGION, endpoint_url=self.moto_url,
-                            aws_access_key_id="testing", aws_secret_access_key="testing")
+                            aws_access_key_id="testing",
+                            aws_secret_access_key="testing")  # noqa: S106 (moto takes any)
 
     def upload_scripts(self) -> None:
         applied = self.files()
@@ -313,10 +319,11 @@ class Instance:
         self.save()
 
     def start_services(self) -> None:
-        python = str(Path(os.sys.executable))
+        python = sys.executable
         tls = services.issue_certificate(self.dir / "tls", "registries",
                                          dns_names=[ECR_HOST, services.PUBLIC_REGISTRY_HOST])
-        self._start("moto", [python, "-m", "moto.server", "-H", "0.0.0.0",
+        # All addresses of the instance's namespace: the tests reach moto through the veth.
+        self._start("moto", [python, "-m", "moto.server", "-H", "0.0.0.0",  # noqa: S104
                              "-p", str(services.MOTO_PORT)])
         self._start("imds", [python, "-m", "testkit.instance.imds", "--listen",
                              f"127.0.0.1:{services.IMDS_PORT}", "--root", str(self.dir / "imds")])
@@ -377,8 +384,9 @@ class Instance:
         root = self.dir / f"machine-{generation}"
         seed = root / "seed"
         seed.mkdir(parents=True, exist_ok=True)
+        hostname = "ip-" + self.addresses.instance.replace(".", "-")
         (seed / "meta-data").write_text(f"instance-id: {self.state.ec2_instance_id}\n"
-                                        f"local-hostname: ip-{self.addresses.instance.replace('.', '-')}\n")
+                                        f"local-hostname: {hostname}\n")
         (seed / "user-data").write_text(self.files().files[render.BOOTSTRAP])
         (root / "aws-config").write_text(
             "[default]\n"

@@ -14,6 +14,7 @@ the storage is not built again. The engine's own tags of the loopback address ar
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import shutil
@@ -91,10 +92,8 @@ def _push_vllm(client: docker.DockerClient, address: str, tag: str) -> None:
         except docker.errors.BuildError as error:
             raise ImageError(f"build of the vLLM image failed: {error}") from error
         finally:
-            try:
+            with contextlib.suppress(docker.errors.ImageNotFound):
                 client.images.remove(reference)
-            except docker.errors.ImageNotFound:
-                pass
 
 
 def _push_proxy(address: str) -> str:

@@ -74,7 +74,7 @@ def handler(metadata: Metadata) -> type[BaseHTTPRequestHandler]:
             self.end_headers()
             self.wfile.write(body)
 
-        def do_PUT(self) -> None:  # noqa: N802 (http.server's naming)
+        def do_PUT(self) -> None:
             if self.path != "/latest/api/token" or self.headers.get("X-Forwarded-For"):
                 self.answer(403)
                 return
@@ -88,14 +88,14 @@ def handler(metadata: Metadata) -> type[BaseHTTPRequestHandler]:
             self.answer(200, metadata.issue(ttl).encode(),
                         {"X-aws-ec2-metadata-token-ttl-seconds": str(ttl)})
 
-        def do_GET(self) -> None:  # noqa: N802
+        def do_GET(self) -> None:
             if not metadata.valid(self.headers.get("X-aws-ec2-metadata-token")):
                 self.answer(401)
                 return
             body = metadata.lookup(self.path.removeprefix("/latest/").split("?")[0])
             self.answer(404) if body is None else self.answer(200, body)
 
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+        def log_message(self, format: str, *args: Any) -> None:
             print(f"imds {self.command} {self.path} {args[1] if len(args) > 1 else ''}",
                   flush=True)
 

@@ -3,13 +3,14 @@
 Each runs on the host's file system but inside the instance's network namespace
 (`nsenter --net`), in its own session, and is stopped by its PID (testkit/processes.py):
 
-| service | listens (in the namespace) | stands in for |
-|---|---|---|
-| moto server | 0.0.0.0:5000 | S3, SSM, ECR auth, EC2 (the instance's AWS CLI has `endpoint_url` in root's ~/.aws/config; tests reach it at <instance address>:5000) |
-| testkit/instance/imds.py | 127.0.0.1:8169 | IMDSv2 at 169.254.169.254 (DNAT) |
-| docker-registry, TLS + htpasswd | 127.0.0.1:5443 | ECR (`<account>.dkr.ecr.<region>.amazonaws.com`, DNAT from its address:443) |
-| docker-registry, TLS | 127.0.0.1:5444 | public.ecr.aws, where the vLLM image lives |
-| pebble + pebble-challtestsrv | 127.0.0.1:14000, DNS 127.0.0.1:53 | Let's Encrypt and the public DNS (HTTPS case) |
+* moto server on 0.0.0.0:5000: S3, SSM, ECR auth and EC2 (the instance's AWS CLI has
+  `endpoint_url` in root's ~/.aws/config; the tests reach it at <instance address>:5000);
+* testkit/instance/imds.py on 127.0.0.1:8169: IMDSv2 at 169.254.169.254 (DNAT);
+* docker-registry with TLS and htpasswd on 127.0.0.1:5443: ECR
+  (`<account>.dkr.ecr.<region>.amazonaws.com`, DNAT from its address:443), and one with TLS
+  and no auth on 127.0.0.1:5444: public.ecr.aws, where the vLLM image lives;
+* pebble on 127.0.0.1:14000 and pebble-challtestsrv as DNS on 127.0.0.1:53: Let's Encrypt
+  and the public DNS (HTTPS case).
 
 Certificates are signed by the harness CA that tools/prepare/42-instance-image.sh made and
 put into the instance image's trust store.

@@ -10,16 +10,15 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import docker
 import docker.errors
 import pytest
+from instance_checks import Boot
 
 from testkit.instance import harness, images
 from testkit.support import need_tool
-
-Boot = Callable[..., harness.Instance]
 
 
 def _machine_ready() -> None:

@@ -217,7 +217,8 @@ def test_unit_set_fails_on_an_ordering_cycle_with_debians_cloud_init(
 
 
 def test_install_sections_become_wants_and_requires_links() -> None:
-    unit = "[Unit]\nWantedBy=ignored.target\n[Install]\nWantedBy=a.target b.service\nRequiredBy=c.target\n"
+    unit = ("[Unit]\nWantedBy=ignored.target\n"
+            "[Install]\nWantedBy=a.target b.service\nRequiredBy=c.target\n")
     assert lt.install_targets(unit) == [("wants", "a.target"), ("wants", "b.service"),
                                         ("requires", "c.target")]
 

@@ -27,7 +27,7 @@ MARKER = "ec2i-downloaded-at"
 def parse(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="vllm.entrypoints.openai.api_server")
     parser.add_argument("--model", required=True)
-    parser.add_argument("--host", default="0.0.0.0")
+    parser.add_argument("--host", default="0.0.0.0")  # noqa: S104 (vLLM's default)
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--max-model-len", type=int)
     parser.add_argument("--tensor-parallel-size", type=int, default=1)
