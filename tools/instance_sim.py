@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -80,9 +81,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         instance = find(args.name)
         if args.command == "exec":
-            argv_inside = [a for a in args.argv if a != "--"][:1] and args.argv
-            if argv_inside and argv_inside[0] == "--":
-                argv_inside = argv_inside[1:]
+            argv_inside = args.argv[1:] if args.argv[:1] == ["--"] else args.argv
             if not argv_inside:
                 parser.error("exec needs a command: exec -- CMD...")
             result = instance.exec(*argv_inside, check=False)
@@ -98,8 +97,6 @@ def main(argv: Sequence[str] | None = None) -> int:
                   file=sys.stderr)
         elif args.command == "down":
             instance.down()
-            import shutil
-
             shutil.rmtree(instance.state.directory, ignore_errors=True)
             print(f"instance_sim: {instance.state.name} removed", file=sys.stderr)
     except harness.InstanceError as error:

@@ -66,6 +66,7 @@ READY_TIMEOUT = 600.0
 LABEL = "org.ec2-inference.instance"
 CASES = ("cpu", "https")
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+TRUST_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
 
 
 class InstanceError(RuntimeError):
@@ -402,6 +403,15 @@ class Instance:
             f"d /dev/disk/by-id 0755 root root -\n"
             f"L {self.ebs_link()} - - - - {self.state.loop_device}\n")
         (root / "docker").mkdir(exist_ok=True)
+        if self.state.case == "https":
+            # Let's Encrypt's roots are in every trust store; pebble's (new at every pebble
+            # start) is added to the image's bundle, so that the instance's own checks
+            # (check-services.sh's curl) trust the certificate NGINX serves, as on AWS.
+            bundle = subprocess.run(
+                ["docker", "run", "--rm", "--network", "none", "--entrypoint", "cat",
+                 instance_images.INSTANCE_IMAGE, TRUST_BUNDLE],
+                capture_output=True, text=True, check=True).stdout
+            (root / "ca-certificates.crt").write_text(bundle + self.acme_root())
         return root
 
     def start_instance(self) -> None:
@@ -418,6 +428,8 @@ class Instance:
             f"{root / 'docker'}:/var/lib/docker",
             "/sys/fs/cgroup:/sys/fs/cgroup:rw",
         ]
+        if (root / "ca-certificates.crt").exists():
+            mounts.append(f"{root / 'ca-certificates.crt'}:{TRUST_BUNDLE}")
         argv = [
             "docker", "run", "--detach", "--tty", "--name",
             f"{self.state.name}-vm{generation}", "--label", f"{LABEL}={self.state.name}",
@@ -460,7 +472,7 @@ class Instance:
         return httpx.Client(transport=DomainTransport(
             f"{SUBDOMAIN}.{DOMAIN}", self.addresses.instance, trust), timeout=timeout)
 
-    def wait_ready(self, timeout: float = READY_TIMEOUT) -> float:
+    def wait_ready(self, timeout: float = READY_TIMEOUT, record: bool = True) -> float:
         """Seconds from the container's (re)start until /ready answers 200 through NGINX."""
         assert self.state.started_at is not None
         deadline = time.monotonic() + timeout
@@ -475,8 +487,9 @@ class Instance:
                     response = client.get(f"{self.endpoint}/ready")
                 if response.status_code == 200:
                     seconds = time.time() - self.state.started_at
-                    self.state.ready_seconds.append(round(seconds, 1))
-                    self.save()
+                    if record:
+                        self.state.ready_seconds.append(round(seconds, 1))
+                        self.save()
                     return seconds
                 last = f"{response.status_code} {response.text[:200]}"
             except (httpx.TransportError, ssl.SSLError, httpx.HTTPStatusError) as error:
@@ -485,6 +498,24 @@ class Instance:
         log = self.exec("tail", "-n", "40", "/var/log/user-data.log", check=False).stdout
         raise InstanceError(f"{self.endpoint}/ready did not answer 200 within {timeout:.0f} s "
                             f"(last: {last});\n/var/log/user-data.log:\n{log}")
+
+    def wait_converged(self, timeout: float = READY_TIMEOUT) -> float:
+        """Seconds from the container's (re)start until main-setup.sh finished in this boot
+        (its `setup.done` marker is newer than the start: the first boot's bootstrap, or a
+        later boot's recovery, is done) and /ready answers through NGINX again."""
+        assert self.state.started_at is not None
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            done = self.exec("stat", "-c", "%Y", "/var/lib/inference/setup.done",
+                             check=False).stdout.strip()
+            if done.isdigit() and int(done) >= int(self.state.started_at) - 1:
+                self.wait_ready(max(deadline - time.monotonic(), 1), record=False)
+                return time.time() - self.state.started_at
+            time.sleep(2)
+        log = self.exec("tail", "-n", "40", "/var/log/inference-recovery.log",
+                        "/var/log/user-data.log", check=False).stdout
+        raise InstanceError(f"main-setup did not finish within {timeout:.0f} s of the start;"
+                            f"\n{log}")
 
     # --- the operations --------------------------------------------------------------
 
@@ -505,6 +536,7 @@ class Instance:
             self.start_instance()
             if wait:
                 self.wait_ready()
+                self.wait_converged()
         except BaseException:
             if os.environ.get("EC2I_INSTANCE_KEEP") != "1":
                 with contextlib.suppress(Exception):
@@ -554,7 +586,11 @@ class Instance:
         self.state.started_at = time.time()
         self.save()
         network.run(["docker", "start", self.container])
-        return self.wait_ready() if wait else None
+        if not wait:
+            return None
+        seconds = self.wait_ready()
+        self.wait_converged()
+        return seconds
 
     def replace(self, wait: bool = True) -> float | None:
         """A new instance (new root disk, new instance id) on the same data volume."""
@@ -563,7 +599,11 @@ class Instance:
         self.launch_ec2_instance()
         self.write_metadata()
         self.start_instance()
-        return self.wait_ready() if wait else None
+        if not wait:
+            return None
+        seconds = self.wait_ready()
+        self.wait_converged()
+        return seconds
 
     def down(self) -> None:
         """Remove what `up` started, by id: containers, services, the veth, the loop

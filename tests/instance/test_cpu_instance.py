@@ -41,6 +41,8 @@ def test_a_killed_vllm_container_comes_back(cpu_instance: harness.Instance) -> N
     cpu_instance.exec("docker", "kill", "vllm")
     wait_until("a new vLLM container", lambda: cpu_instance.exec(
         "docker", "inspect", "--format", "{{.Id}}", "vllm", check=False).stdout not in ("", before))
+    wait_until("vLLM serving again", lambda: cpu_instance.exec(
+        "curl", "-fsS", "http://127.0.0.1:8000/health", check=False).returncode == 0)
     wait_until("/ready through NGINX", lambda: ready(cpu_instance))
     assert_serves(cpu_instance, cpu_instance.api_keys()[0])
 
@@ -48,6 +50,9 @@ def test_a_killed_vllm_container_comes_back(cpu_instance: harness.Instance) -> N
 def test_the_watchdog_restarts_a_hung_proxy(cpu_instance: harness.Instance) -> None:
     timer = cpu_instance.exec("systemctl", "is-enabled", "inference-watchdog.timer").stdout
     assert timer.strip() == "enabled"
+    wait_until("the proxy running and ready", lambda: ready(cpu_instance) and cpu_instance.exec(
+        "systemctl", "is-active", "inference-proxy.service",
+        check=False).stdout.strip() == "active")
     before = cpu_instance.exec("docker", "inspect", "--format", "{{.Id}}",
                                "inference-proxy").stdout
     cpu_instance.exec("docker", "pause", "inference-proxy")

@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import datetime
 import json
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -62,8 +64,12 @@ def main(argv: list[str]) -> None:
 
     async def run() -> None:
         server = await fake.serve()
+        # As vLLM does: SIGTERM (docker stop) shuts the server down. As PID 1 of its
+        # container nothing would happen otherwise, and every stop would wait for SIGKILL.
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, server.close)
         print(f"fake vLLM serving {fake.model} on {args.host}:{args.port}", flush=True)
-        await server.serve_forever()
+        with contextlib.suppress(asyncio.CancelledError):
+            await server.serve_forever()
 
     asyncio.run(run())
 
