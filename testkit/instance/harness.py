@@ -92,7 +92,8 @@ class State:
     volume_id: str | None = None
     generation: int = 0
     started_at: float | None = None  # wall clock of the current container's (re)start
-    ready_seconds: list[float] = field(default_factory=list)
+    ready_seconds: list[float] = field(default_factory=list)  # start -> /ready, per boot
+    converged_seconds: list[float] = field(default_factory=list)  # start -> main-setup done
 
 
 class Instance:
@@ -510,7 +511,10 @@ class Instance:
                              check=False).stdout.strip()
             if done.isdigit() and int(done) >= int(self.state.started_at) - 1:
                 self.wait_ready(max(deadline - time.monotonic(), 1), record=False)
-                return time.time() - self.state.started_at
+                seconds = time.time() - self.state.started_at
+                self.state.converged_seconds.append(round(seconds, 1))
+                self.save()
+                return seconds
             time.sleep(2)
         log = self.exec("tail", "-n", "40", "/var/log/inference-recovery.log",
                         "/var/log/user-data.log", check=False).stdout

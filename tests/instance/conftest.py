@@ -48,6 +48,11 @@ def boot(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Boot]:
 
     yield make
     for instance in started:
+        # The boot times of this run (shown with -s): container start -> /ready through
+        # NGINX, and -> main-setup done, per boot.
+        print(f"\n{instance.state.case} instance {instance.state.name}: /ready after "
+              f"{instance.state.ready_seconds} s, converged after "
+              f"{instance.state.converged_seconds} s")
         instance.down()
         shutil.rmtree(instance.dir / "terraform", ignore_errors=True)
 
