@@ -4,25 +4,19 @@ after a bootstrap that gave up) still brings the instance up."""
 
 from __future__ import annotations
 
-import time
-
 import pytest
-from instance_checks import Boot, assert_serves
+from instance_checks import Boot, assert_serves, wait_until
 
 pytestmark = [pytest.mark.instance, pytest.mark.slow]
 
 
 def test_a_reboot_retries_a_first_boot_whose_scripts_never_came(boot: Boot) -> None:
     instance = boot("cpu", upload_scripts=False, wait=False)
-    deadline = time.monotonic() + 180
-    unit = ""
-    while time.monotonic() < deadline and "bootstrap.sh" not in unit:
-        time.sleep(2)
-        unit = instance.exec("cat", "/etc/systemd/system/inference-recovery.service",
-                             check=False).stdout
+    wait_until("the bootstrap's recovery unit enabled", lambda: instance.exec(
+        "systemctl", "is-enabled", "inference-recovery.service", check=False).stdout.strip()
+        == "enabled")
+    unit = instance.exec("cat", "/etc/systemd/system/inference-recovery.service").stdout
     assert "ExecStart=/var/lib/inference/bootstrap.sh" in unit, unit
-    assert instance.exec("systemctl", "is-enabled", "inference-recovery.service").stdout.strip() \
-        == "enabled"
     log = instance.exec("cat", "/var/log/user-data.log").stdout
     assert "bootstrap start" in log and "main-setup" not in log
     # From here on cloud-init leaves user_data alone, as at any boot after the first: only
