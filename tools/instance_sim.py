@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import secrets
 import shutil
 import sys
 from collections.abc import Sequence
@@ -63,15 +64,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         if args.command == "up":
-            name = args.name or None
-            instance = harness.Instance.create(instances_dir() / (name or "pending"), args.case,
-                                               name)
-            if name is None:
-                directory = instances_dir() / instance.state.name
-                Path(instance.state.directory).rename(directory)
-                instance = harness.Instance(harness.State(
-                    **{**instance.state.__dict__, "directory": str(directory)}))
-                instance.save()
+            name = args.name or f"ec2i-sim-{secrets.token_hex(3)}"
+            if (instances_dir() / name).exists():
+                raise harness.InstanceError(f"{instances_dir() / name} exists; `down` it first")
+            instance = harness.Instance.create(instances_dir() / name, args.case, name)
             print(f"instance_sim: booting {instance.state.name} ({args.case}) in "
                   f"{instance.state.directory}", file=sys.stderr)
             summary = instance.up()

@@ -421,7 +421,7 @@ def check_vllm_args(units: Mapping[str, str]) -> tuple[str, dict[str, list[str]]
     python = vllm_python()
     if not python.exists():
         raise LintError(f"the vLLM environment is missing ({python}); run "
-                        "`bash tools/prepare.sh demo` (tools/prepare/50-vllm.sh)")
+                        "`bash tools/prepare.sh test` (tools/prepare/50-vllm.sh)")
     argvs = {case: vllm_argv(unit) for case, unit in units.items()}
     result = run([str(python), "-c", VLLM_PARSER_PROGRAM], input=json.dumps(argvs),
                  env={**os.environ, "VLLM_LOGGING_LEVEL": "ERROR"}, timeout=300)

@@ -41,12 +41,12 @@ import ssl
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import boto3
+import botocore.exceptions
 import docker
 import httpx
 
@@ -249,7 +249,8 @@ class Instance:
                                        VolumeType="gp3", Encrypted=True)
             self.state.volume_id = volume["VolumeId"]
         else:
-            with contextlib.suppress(Exception):
+            # Terminating the old instance detached it already in AWS; moto may keep it.
+            with contextlib.suppress(botocore.exceptions.ClientError):
                 ec2.detach_volume(VolumeId=self.state.volume_id, Force=True)
         ec2.attach_volume(VolumeId=self.state.volume_id, InstanceId=self.state.ec2_instance_id,
                           Device="/dev/sdf")
@@ -281,14 +282,15 @@ class Instance:
         }
         (root / "meta-data.json").write_text(json.dumps(metadata))
 
-    def api_keys(self) -> list[str]:
-        name = self.files().outputs["api_key_command"].split("--name ")[1].split()[0]
-        value = self.aws("ssm").get_parameter(Name=name, WithDecryption=True)
-        return [key for key in value["Parameter"]["Value"].split(",") if key]
-
     def api_keys_parameter(self) -> str:
+        """The SSM parameter of the API keys (from the root output `api_key_command`)."""
         command: str = self.files().outputs["api_key_command"]
         return command.split("--name ")[1].split()[0]
+
+    def api_keys(self) -> list[str]:
+        value = self.aws("ssm").get_parameter(Name=self.api_keys_parameter(),
+                                              WithDecryption=True)
+        return [key for key in value["Parameter"]["Value"].split(",") if key]
 
     # --- the namespace and its services ----------------------------------------------
 
@@ -656,17 +658,3 @@ class DomainTransport(httpx.BaseTransport):
 
     def close(self) -> None:
         self.inner.close()
-
-
-@contextlib.contextmanager
-def booted(directory: Path, case: str = "cpu", **up: Any) -> Iterator[Instance]:
-    instance = Instance.create(directory, case)
-    try:
-        instance.up(**up)
-        yield instance
-    finally:
-        instance.down()
-
-
-def environment_summary(instance: Instance) -> Mapping[str, Any]:
-    return {"name": instance.state.name, "ready_seconds": instance.state.ready_seconds}

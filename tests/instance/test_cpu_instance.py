@@ -67,6 +67,19 @@ def test_the_watchdog_restarts_a_hung_proxy(cpu_instance: harness.Instance) -> N
     wait_until("/ready through NGINX", lambda: ready(cpu_instance))
 
 
+def test_a_stopped_proxy_container_comes_back(cpu_instance: harness.Instance) -> None:
+    """A proxy container that stops (not hung: the watchdog's case above) is restarted by
+    its unit's restart policy; the watchdog leaves a proxy an operator stopped alone."""
+    before = cpu_instance.exec("docker", "inspect", "--format", "{{.Id}}",
+                               "inference-proxy").stdout
+    cpu_instance.exec("docker", "stop", "inference-proxy")
+    wait_until("a new proxy container", lambda: cpu_instance.exec(
+        "docker", "inspect", "--format", "{{.Id}}", "inference-proxy",
+        check=False).stdout not in ("", before))
+    wait_until("/ready through NGINX", lambda: ready(cpu_instance))
+    assert_serves(cpu_instance, cpu_instance.api_keys()[0])
+
+
 def test_a_rotated_key_is_accepted_after_a_reboot_and_the_old_one_refused(
         cpu_instance: harness.Instance) -> None:
     old = cpu_instance.api_keys()[0]

@@ -247,7 +247,7 @@ def test_vllms_own_parser_refuses_a_misspelt_flag() -> None:
     from testkit.local_stack import vllm_python
 
     if not vllm_python().exists():
-        pytest.skip("the vLLM environment is missing; run `bash tools/prepare.sh demo`")
+        pytest.skip("the vLLM environment is missing; run `bash tools/prepare.sh test`")
     version, problems = lt.check_vllm_args({
         "good": VLLM_UNIT.format(extra=" --enable-prefix-caching"),
         "typo": VLLM_UNIT.format(extra=" --enable-prefix-cashing"),
