@@ -46,7 +46,6 @@ from pathlib import Path
 from typing import Any
 
 import boto3
-import botocore.exceptions
 import docker
 import httpx
 
@@ -238,8 +237,13 @@ class Instance:
     def launch_ec2_instance(self) -> None:
         """An EC2 instance in moto with the data volume attached at /dev/sdf (made once)."""
         ec2 = self.aws("ec2")
-        if self.state.ec2_instance_id:
-            ec2.terminate_instances(InstanceIds=[self.state.ec2_instance_id])
+        old = self.state.ec2_instance_id
+        if old:
+            # As the replacement does on AWS: the volume leaves the old instance, which goes.
+            if self.state.volume_id:
+                ec2.detach_volume(VolumeId=self.state.volume_id, InstanceId=old,
+                                  Device="/dev/sdf")
+            ec2.terminate_instances(InstanceIds=[old])
         reservation = ec2.run_instances(ImageId=render.AMI_ID, MinCount=1, MaxCount=1,
                                         InstanceType="m7i.xlarge",
                                         Placement={"AvailabilityZone": AVAILABILITY_ZONE})
@@ -248,10 +252,6 @@ class Instance:
             volume = ec2.create_volume(Size=4, AvailabilityZone=AVAILABILITY_ZONE,
                                        VolumeType="gp3", Encrypted=True)
             self.state.volume_id = volume["VolumeId"]
-        else:
-            # Terminating the old instance detached it already in AWS; moto may keep it.
-            with contextlib.suppress(botocore.exceptions.ClientError):
-                ec2.detach_volume(VolumeId=self.state.volume_id, Force=True)
         ec2.attach_volume(VolumeId=self.state.volume_id, InstanceId=self.state.ec2_instance_id,
                           Device="/dev/sdf")
         self.save()
