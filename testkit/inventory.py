@@ -41,6 +41,7 @@ import os
 import re
 import sys
 import tempfile
+import textwrap
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -347,11 +348,15 @@ def _str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
 _Dumper.add_representer(str, _str)
 
 
-def _dump(header: Sequence[str], inventory: Mapping[str, Any]) -> str:
+def _dump(header: Sequence[str], command: str, inventory: Mapping[str, Any]) -> str:
     body = {s: inventory[s] for s in SECTIONS if inventory.get(s)}
-    text = yaml.dump(body, Dumper=_Dumper, sort_keys=False, width=100,
+    text = yaml.dump(body, Dumper=_Dumper, sort_keys=False, width=4096,
                      allow_unicode=True) if body else "{}\n"
-    return "".join(f"# {line}\n" if line else "#\n" for line in header) + text
+    lines = [wrapped for line in header
+             for wrapped in textwrap.wrap(line, 96, subsequent_indent="  ",
+                                          break_on_hyphens=False, break_long_words=False)]
+    lines += ["Regenerate (no hand edits):", f"  {command}"]
+    return "".join(f"# {line}\n" for line in lines) + text
 
 
 def _left_out(spec: Spec) -> list[str]:
@@ -360,7 +365,7 @@ def _left_out(spec: Spec) -> list[str]:
     return lines
 
 
-def write_case(spec: Spec, case: Case, inventory: Mapping[str, Any]) -> Path:
+def case_text(spec: Spec, case: Case, inventory: Mapping[str, Any]) -> str:
     relative = os.path.relpath(spec.path, ROOT)
     header = [f"Inventory of case {case.name!r} ({relative}): values and outputs are a "
               "subset, counts exact."]
@@ -369,50 +374,46 @@ def write_case(spec: Spec, case: Case, inventory: Mapping[str, Any]) -> Path:
     if spec.common:
         header.append(f"Checked together with {spec.common.name}, which holds what every case "
                       "plans alike.")
-    header += [*_left_out(spec), f"Regenerate (no hand edits): {case.regenerate_command()}"]
-    case.inventory.write_text(_dump(header, inventory))
-    return case.inventory
+    return _dump([*header, *_left_out(spec)], case.regenerate_command(), inventory)
 
 
-def write_common(spec: Spec, common: Mapping[str, Any]) -> Path:
-    assert spec.common is not None
+def common_text(spec: Spec, common: Mapping[str, Any]) -> str:
     header = [f"What every case of {os.path.relpath(spec.path, ROOT)} plans alike; each case's "
               "inventory adds what it decides.",
               "Values and outputs are a subset; counts are exact together with the case's.",
-              *_left_out(spec), f"Regenerate (no hand edits): {spec.regenerate_command()}"]
-    spec.common.write_text(_dump(header, common))
-    return spec.common
+              *_left_out(spec)]
+    return _dump(header, spec.regenerate_command(), common)
 
 
 class CommonOutdated(Exception):
     """common.yaml no longer holds for a case: every case must be regenerated together."""
 
 
-def regenerate(spec: Spec, names: Sequence[str], planner: Planner) -> list[Path]:
-    """Plan the named cases (all when empty) and write their inventories, and common.yaml
-    when every case was planned."""
+def generate(spec: Spec, planner: Planner, names: Sequence[str] = ()) -> dict[Path, str]:
+    """{inventory file: its text} for the named cases (all when empty), plus common.yaml
+    when every case is generated. One named case is written against the common.yaml on
+    disk, and refused (CommonOutdated) when its plan contradicts it."""
     chosen = [c for c in spec.cases if not names or c.name in names]
     full = {c.name: inventory_of(planner.plan(c.module, c.tfvars), c, spec.exclude)
             for c in chosen}
-    written = []
-    if spec.common is None:
-        return [write_case(spec, c, full[c.name]) for c in chosen]
-    if len(chosen) == len(spec.cases):
+    texts: dict[Path, str] = {}
+    common: dict[str, Any] = {}
+    if spec.common is not None and len(chosen) == len(spec.cases):
         common = common_of(list(full.values()))
-        written.append(write_common(spec, common))
-    else:
+        texts[spec.common] = common_text(spec, common)
+    elif spec.common is not None:
         common, _ = read_inventories([spec.common])
         for case in chosen:
             stale = without({k: common.get(k) or {} for k in SECTIONS}, full[case.name])
-            names = [f"{section}.{key}" for section in SECTIONS for key in stale[section]]
-            if names:
+            listed = [f"{section}.{key}" for section in SECTIONS for key in stale[section]]
+            if listed:
                 raise CommonOutdated(
                     f"{spec.common.name} no longer holds for case {case.name!r} "
-                    f"({', '.join(names[:5])}); regenerate every case: "
+                    f"({', '.join(listed[:5])}); regenerate every case: "
                     f"{spec.regenerate_command()}")
     for case in chosen:
-        written.append(write_case(spec, case, without(full[case.name], common)))
-    return written
+        texts[case.inventory] = case_text(spec, case, without(full[case.name], common))
+    return texts
 
 
 def specs_under(path: Path) -> list[Path]:
@@ -438,13 +439,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             if unknown:
                 parser.error(f"no such case in {args.spec}: {', '.join(sorted(unknown))}")
             try:
-                written = regenerate(spec, args.cases, planner)
+                texts = generate(spec, planner, args.cases)
             except CommonOutdated as error:
                 print(error, file=sys.stderr)
                 return 1
-            for target in written:
-                lines = len(target.read_text().splitlines())
-                print(f"wrote {os.path.relpath(target, ROOT)} ({lines} lines)", file=sys.stderr)
+            for target, text in texts.items():
+                target.write_text(text)
+                print(f"wrote {os.path.relpath(target, ROOT)} ({len(text.splitlines())} lines)",
+                      file=sys.stderr)
     return 0
 
 

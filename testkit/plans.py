@@ -126,6 +126,7 @@ class Planner:
         self.workdir = workdir
         self.env = dict(env) if env is not None else terraform.terraform_env()
         self._modules: dict[Path, tftest.TerraformTest] = {}
+        self._plans: dict[tuple[Path, tuple[bytes, ...]], PlanSummary] = {}
         self._lock = threading.Lock()
 
     def module(self, module: Path) -> tftest.TerraformTest:
@@ -145,9 +146,18 @@ class Planner:
 
     def plan(self, module: Path, tf_var_files: Sequence[str | Path] = (),
              tf_vars: Mapping[str, Any] | None = None) -> PlanSummary:
+        """The plan's summary. A plan from var files alone is kept, keyed by their content:
+        the cases and the bespoke tests that plan the same case share one plan. (With
+        tf_vars, never: they may name a folder whose content a test changes.)"""
+        key = (module.resolve(), tuple(Path(f).read_bytes() for f in tf_var_files))
+        if not tf_vars and key in self._plans:
+            return self._plans[key]
         test = self.module(module)
         with terraform_errors("plan"):
             plan = test.plan(output=True, refresh=False, lock=False,
                              tf_var_file=var_files(self.workdir, tf_var_files, tf_vars))
         assert isinstance(plan, tftest.TerraformPlanOutput)
-        return summarize(plan)
+        summary = summarize(plan)
+        if not tf_vars:
+            self._plans[key] = summary
+        return summary

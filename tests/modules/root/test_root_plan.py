@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from testkit import inventory
+from testkit import inventory, render
 from tools import terraform
 from tools.terraform import TerraformError
 
@@ -25,11 +25,8 @@ def plan(plan_summary: Any, case: str, **tf_vars: Any) -> Any:
 
 
 def scripts(summary: Any) -> dict[str, str]:
-    return {
-        values["key"].removeprefix("scripts/"): values["content"]
-        for address, values in summary.values.items()
-        if address.startswith("module.scripts_bucket.aws_s3_object.script[")
-    }
+    """The instance's files, taken from the plan by the one renderer's reader."""
+    return render.artifacts_from_plan(summary.raw)
 
 
 def in_module(summary: Any, module: str) -> list[str]:
