@@ -13,10 +13,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
-
 from inference_proxy import routes
+
 from testkit import nginx
 from testkit.ports import free_port
 from testkit.processes import StackError, wait_until
@@ -38,7 +39,7 @@ class Recorder(BaseHTTPRequestHandler):
     """The upstream: answers 200 to anything and records the path it was asked for."""
 
     protocol_version = "HTTP/1.1"
-    seen: list[str] = []
+    seen: ClassVar[list[str]] = []
 
     def _answer(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
