@@ -13,6 +13,7 @@ A module's tests live in tests/modules/<module>/. `tftest.yaml` names the cases:
     tests:
       multi_gpu:
         description: one line on what the case is about (written into its inventory)
+        module: examples/x         # optional: this case plans another module
         focus:                     # added to the focus above, for this case only
           'aws_s3_object.script["vllm.service"]': [content]
         tfvars: [a.tfvars]         # optional, default <case>.tfvars
@@ -130,7 +131,8 @@ def load_spec(path: Path) -> Spec:
         default_inventories = [*([common.name] if common else []), f"{name}.yaml"]
         case_focus = _focus(options.get("focus"), f"{path}: {name}")
         cases.append(Case(
-            name=name, module=module, spec=path,
+            name=name, module=ROOT / options["module"] if "module" in options else module,
+            spec=path,
             tfvars=tuple(base / f for f in options.get("tfvars", [f"{name}.tfvars"])),
             inventories=tuple(base / f for f in options.get("inventory", default_inventories)),
             description=str(options.get("description") or ""),
