@@ -6,13 +6,17 @@ vLLM gives directly."""
 from __future__ import annotations
 
 import json
+import re
 import time
 from typing import Any
 
 import httpx
 import openai
 import pytest
+from inference_proxy.keys import key_id
 from vllm_stack import ProxiedVllm, local_stack
+
+from testkit.proxy_server import metric_sample
 
 pytestmark = [pytest.mark.vllm, pytest.mark.slow, pytest.mark.timeout(900)]
 
@@ -113,6 +117,41 @@ def _post_both(stack: ProxiedVllm, path: str, body: dict[str, Any]) -> tuple[htt
     proxied = httpx.post(f"{stack.proxy.url}{path}", json=body, headers=auth, timeout=60)
     expected = httpx.post(f"{stack.vllm.url}{path}", json=body, timeout=60)
     return proxied, expected
+
+
+_PER_REQUEST = re.compile(rb'"id":"[^"]*"|"created":\d+')
+
+
+def test_stream_without_usage_is_vllms_own_bytes_and_its_tokens_are_counted(
+    chat: ProxiedVllm,
+) -> None:
+    """The proxy asks vLLM for the usage of a stream whose client did not, counts it for
+    the key, and removes that event: what the client reads is, byte for byte (but for the
+    per-request id and timestamp), what vLLM sends for the request as the client made it."""
+    request: dict[str, Any] = {
+        "model": chat.model,
+        "messages": MESSAGES,
+        "max_tokens": 24,
+        "ignore_eos": True,
+        "temperature": 0,
+        "stream": True,
+    }
+    key = {"authorization": f"Bearer {chat.api_key}"}
+    name = key_id(chat.api_key)
+    metrics = f"{chat.proxy.url}/metrics"
+    before = metric_sample(
+        httpx.get(metrics).text, "proxy_key_tokens_total", key=name, kind="completion"
+    )
+    proxied = httpx.post(
+        f"{chat.proxy.url}/v1/chat/completions", json=request, headers=key, timeout=120
+    ).content
+    expected = httpx.post(f"{chat.vllm.url}/v1/chat/completions", json=request, timeout=120).content
+    assert b'"usage"' not in proxied and proxied.endswith(b"data: [DONE]\n\n")
+    assert _PER_REQUEST.sub(b"", proxied) == _PER_REQUEST.sub(b"", expected)
+    after = metric_sample(
+        httpx.get(metrics).text, "proxy_key_tokens_total", key=name, kind="completion"
+    )
+    assert after - before == 24
 
 
 def test_vllm_400_passes_through_unchanged(chat: ProxiedVllm) -> None:

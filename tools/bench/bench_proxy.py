@@ -20,8 +20,8 @@ Paths (`--only`, comma list; default direct, nginx, ours, litellm):
 
 The upstream is testkit/fake_vllm.py (precomputed vLLM-shaped chunks, one write per
 token, 0.1 s to the first token, 30 tokens/s). Proxies are pinned to CPU 1, the fake and
-the load to CPU 0. Segments alternate path by path for several rounds, so drift on a
-shared machine hits every path alike. Measured:
+the load to CPU 0. Segments alternate path by path for several rounds, in an order that
+rotates every round, so drift on a shared machine hits every path alike. Measured:
 
 * non-streaming, 64 closed-loop clients, one-token answers (~0.13 s upstream): latency
   p50/p99 minus direct's, requests/s, and the proxy's CPU time per request (from /proc;
@@ -254,13 +254,18 @@ def start_litellm(workdir: Path, upstream: int) -> Path_:
 # -- measuring ---------------------------------------------------------------------------
 async def measure(paths: list[Path_], rounds: int, seconds: float, stream_seconds: float) -> None:
     for r in range(rounds):
-        for p in paths:
+        # direct first, then the others in an order that rotates every round, so no path
+        # always follows the same one
+        rest = paths[1:]
+        shift = r % len(rest) if rest else 0
+        order = [paths[0], *rest[shift:], *rest[:shift]]
+        for p in order:
             print(f"round {r + 1}/{rounds}: {p.name} non-streaming", file=sys.stderr)
             pids = p.pids()
             before = cpu_seconds(pids)
             await nonstream_segment(p.target, 64, seconds)
             p.nonstream_cpu += cpu_seconds(pids) - before
-        for p in paths:
+        for p in order:
             print(f"round {r + 1}/{rounds}: {p.name} streaming", file=sys.stderr)
             pids = p.pids()
             before, wall = cpu_seconds(pids), time.monotonic()
