@@ -46,6 +46,7 @@ MODEL = "fake-org/Fake-Model-8B-Instruct"
 DEFAULT_TOKENS = 16
 MAX_HEADER_BYTES = 64 * 1024
 LARGE_BODY_BYTES = 1024 * 1024
+FINGERPRINT = "fake-vllm-0.0.0"
 _ID = "\x00ID\x00"  # where a response's id goes in a precomputed event
 
 
@@ -487,28 +488,35 @@ class FakeVLLM:
             if chat
             else {"index": 0, "text": "", "logprobs": None, "finish_reason": "length"}
         )
-        tail = _sse(
-            {
-                "id": record.response_id,
-                "object": "chat.completion.chunk" if chat else "text_completion",
-                "created": 1700000000,
-                "model": self.model,
-                "choices": [last],
-            }
-        )
         options = body.get("stream_options")
-        if isinstance(options, dict) and options.get("include_usage"):
-            tail += _sse(
-                {
-                    "id": record.response_id,
-                    "object": "chat.completion.chunk" if chat else "text_completion",
-                    "created": 1700000000,
-                    "model": self.model,
-                    "choices": [],
-                    "usage": usage,
-                }
+        include_usage = isinstance(options, dict) and options.get("include_usage") is True
+        terminal: dict[str, Any] = {
+            "id": record.response_id,
+            "object": "chat.completion.chunk" if chat else "text_completion",
+            "created": 1700000000,
+            "model": self.model,
+            "choices": [last],
+        }
+        # As vLLM does: the fingerprint goes on the last message, which is the usage
+        # event when usage was asked for, else the chunk that carries finish_reason.
+        if not include_usage:
+            terminal["system_fingerprint"] = FINGERPRINT
+        tail = _chunk(_sse(terminal))
+        if include_usage:
+            tail += _chunk(
+                _sse(
+                    {
+                        "id": record.response_id,
+                        "object": "chat.completion.chunk" if chat else "text_completion",
+                        "created": 1700000000,
+                        "model": self.model,
+                        "choices": [],
+                        "usage": usage,
+                        "system_fingerprint": FINGERPRINT,
+                    }
+                )
             )
-        conn.write(_chunk(tail) + _chunk(b"data: [DONE]\n\n") + b"0\r\n\r\n")
+        conn.write(tail + _chunk(b"data: [DONE]\n\n") + b"0\r\n\r\n")
 
 
 def main() -> None:

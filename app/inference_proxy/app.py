@@ -25,7 +25,7 @@ from starlette.routing import Route
 from .accesslog import ACCESS_LOGGER, log_access
 from .asgi import ASGIApp, Message, Receive, Scope, Send, header
 from .config import Settings
-from .context import RequestContext
+from .context import RequestContext, clipped
 from .errors import (
     ClientGone,
     HeadersTooLarge,
@@ -173,8 +173,8 @@ class Proxy:
                     models = key.models
                 elif not key.allows_model(facts.model):
                     raise ModelNotFound(
-                        f"The model `{facts.model}` does not exist or you do not have access "
-                        "to it."
+                        f"The model `{clipped(facts.model)}` does not exist or you do not have "
+                        "access to it."
                         if facts.model
                         else "This API key may use only some models: name one in `model`.",
                         param="model",

@@ -58,6 +58,7 @@ class _Fields(msgspec.Struct):
     max_completion_tokens: msgspec.Raw = msgspec.Raw()
     max_output_tokens: msgspec.Raw = msgspec.Raw()
     stream_options: msgspec.Raw = msgspec.Raw()
+    n: msgspec.Raw = msgspec.Raw()
 
 
 _FIELDS = msgspec.json.Decoder(_Fields)
@@ -73,6 +74,7 @@ class Facts:
     stream: bool = False
     max_tokens: int | None = None
     stream_options: dict[str, Any] | None = None
+    choices: int = 1  # `n`
 
     @property
     def wants_usage(self) -> bool:
@@ -101,11 +103,13 @@ def parse_facts(body: bytes | bytearray, content_type: bytes | None) -> Facts:
         if isinstance(value, int) and not isinstance(value, bool) and value > 0:
             max_tokens = value
             break
+    n = _value(fields.n)
     return Facts(
         model=model if isinstance(model, str) else None,
         stream=_value(fields.stream) is True,
         max_tokens=max_tokens,
         stream_options=options if isinstance(options, dict) else None,
+        choices=n if isinstance(n, int) and not isinstance(n, bool) and n > 1 else 1,
     )
 
 
@@ -130,8 +134,16 @@ def _reason(exc: Exception) -> str:
 
 
 def needs_usage_injection(path: str, facts: Facts) -> bool:
-    """A stream whose usage the proxy must ask vLLM for (and hide from the client)."""
-    return facts.stream and path in USAGE_OPTION_ROUTES and not facts.wants_usage
+    """A stream whose usage the proxy must ask vLLM for (and hide from the client). Not
+    with several choices (`n`): giving the client vLLM's bytes would mean holding back
+    every choice that finishes early (usage.InjectedUsageFilter); such a stream is charged
+    an estimate instead."""
+    return (
+        facts.stream
+        and facts.choices == 1
+        and path in USAGE_OPTION_ROUTES
+        and not facts.wants_usage
+    )
 
 
 def with_usage_requested(body: bytes | bytearray, facts: Facts) -> bytes:

@@ -28,7 +28,7 @@ class UsageScanner:
             self._window = chunk[at : at + _WINDOW]
         elif self._tail:
             # The key split across two chunks.
-            joined = self._tail + chunk[: _WINDOW]
+            joined = self._tail + chunk[:_WINDOW]
             at = joined.find(USAGE_KEY)
             if at >= 0:
                 self._window = joined[at:]
@@ -47,30 +47,60 @@ class UsageScanner:
 
 
 class InjectedUsageFilter:
-    """Drops the stream's usage event (`"choices":[]` and a usage object) and hands it to
-    the scanner. Chunks without one pass untouched, as the same bytes object; an event
-    split across two chunks is held until its end arrives (only then is it whole)."""
+    """Gives the client the stream it asked for when the proxy asked vLLM for usage: drops
+    the usage event (`"choices":[]` and a usage object) after handing it to the scanner,
+    and puts back where vLLM would have put it the `system_fingerprint` that vLLM moves
+    from the chunk carrying `finish_reason` to the usage event when usage is asked for.
+    So the chunk that finishes the stream is held until the usage event comes (vLLM sends
+    them back to back); everything before it passes untouched, as the same bytes object.
+    An event split across two chunks is held until its end arrives (only then is it whole).
+    Used for requests with one choice (n = 1) only."""
 
     def __init__(self, scanner: UsageScanner) -> None:
         self.scanner = scanner
         self._partial = b""
+        self._held: list[bytes] = []
 
     def feed(self, chunk: bytes) -> bytes:
         if self._partial:
             chunk = self._partial + chunk
             self._partial = b""
-        if USAGE_KEY not in chunk and chunk.endswith(b"\n\n"):
+        if (
+            not self._held
+            and chunk.endswith(b"\n\n")
+            and USAGE_KEY not in chunk
+            and _FINISHED not in chunk
+        ):
             return chunk
         *events, self._partial = chunk.split(b"\n\n")
-        kept = []
+        out = []
         for event in events:
             if event.startswith(b"data: {") and USAGE_KEY in event and b'"choices":[]' in event:
                 self.scanner.feed(event)
+                fingerprint = _FINGERPRINT.search(event)
+                out += [_stamp(held, fingerprint) for held in self._held]
+                self._held = []
+            elif self._held or _FINISHED in event:
+                self._held.append(event + b"\n\n")
             else:
-                kept.append(event + b"\n\n")
-        return b"".join(kept)
+                out.append(event + b"\n\n")
+        return b"".join(out)
 
     def flush(self) -> bytes:
-        """What is left at the end of the stream (an unfinished event), as it came."""
-        rest, self._partial = self._partial, b""
+        """What is left at the end of the stream (held or unfinished events), as it came."""
+        rest = b"".join(self._held) + self._partial
+        self._held, self._partial = [], b""
         return rest
+
+
+_FINISHED = b'"finish_reason":"'
+_FINGERPRINT = re.compile(rb'"system_fingerprint":"(?:[^"\\]|\\.)*"')
+
+
+def _stamp(event: bytes, fingerprint: re.Match[bytes] | None) -> bytes:
+    """`event` with the fingerprint as its last member, as vLLM serializes a chunk that
+    finishes a stream without usage."""
+    if fingerprint is None or _FINISHED not in event or b'"system_fingerprint"' in event:
+        return event
+    body = event.rstrip(b"\n")
+    return body[:-1] + b"," + fingerprint.group(0) + b"}\n\n"

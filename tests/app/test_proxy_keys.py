@@ -188,6 +188,15 @@ def test_token_counters_equal_the_usage_and_the_stream_is_the_one_asked_for(
         assert BOB not in json.dumps(line)
 
 
+def test_streams_with_several_choices_are_left_as_the_client_sent_them(
+    keyed: ThreadedProxy, fake: FakeVLLM
+) -> None:
+    body = {"model": MODEL, "messages": MESSAGES, "max_tokens": 2, "stream": True, "n": 2}
+    with keyed.client(BOB) as client:
+        client.post(CHAT, json=body, headers={"x-request-id": "two-choices"})
+    assert "stream_options" not in fake.find("two-choices").json  # type: ignore[union-attr]
+
+
 def test_openai_client_stream_without_usage_sees_no_usage_chunk(keyed: ThreadedProxy) -> None:
     with oa(keyed, BOB) as bob:
         chunks = list(

@@ -187,16 +187,32 @@ def test_usage_scanner_reads_the_last_usage_also_split_across_chunks() -> None:
     assert responses.counts() == (7, 3)
 
 
+FINISH_EVENT = b'data: {"id":"x","choices":[{"index":0,"finish_reason":"length"}]}\n\n'
+
+
 def test_injected_usage_event_is_removed_and_everything_else_passes_untouched() -> None:
-    stream = [TOKEN_EVENT, TOKEN_EVENT, b'data: {"choices":[{"finish_reason":"length"}]}\n\n']
+    stream = [TOKEN_EVENT, TOKEN_EVENT]
     for cut in range(1, len(USAGE_EVENT)):
         scanner = UsageScanner()
         hide = InjectedUsageFilter(scanner)
-        chunks = [*stream, USAGE_EVENT[:cut], USAGE_EVENT[cut:], b"data: [DONE]\n\n"]
+        chunks = [*stream, FINISH_EVENT, USAGE_EVENT[:cut], USAGE_EVENT[cut:], b"data: [DONE]\n\n"]
         relayed = [hide.feed(chunk) for chunk in chunks]
-        assert b"".join(relayed) + hide.flush() == b"".join([*stream, b"data: [DONE]\n\n"])
-        assert all(out is chunk for out, chunk in zip(relayed[:3], stream, strict=True))
+        assert b"".join(relayed) + hide.flush() == b"".join(
+            [*stream, FINISH_EVENT, b"data: [DONE]\n\n"]
+        )
+        assert all(out is chunk for out, chunk in zip(relayed[:2], stream, strict=True))
         assert scanner.counts() == (5, 16)
+
+
+def test_the_fingerprint_goes_back_on_the_finishing_chunk_as_vllm_puts_it() -> None:
+    """vLLM stamps system_fingerprint on the chunk with finish_reason, or, when usage is
+    asked for, on the usage event instead: the client gets the former."""
+    with_fingerprint = USAGE_EVENT.replace(b"}}}\n\n", b'}},"system_fingerprint":"vllm-1.2"}\n\n')
+    hide = InjectedUsageFilter(UsageScanner())
+    out = [hide.feed(c) for c in (TOKEN_EVENT, FINISH_EVENT, with_fingerprint, b"data: [DONE]\n\n")]
+    assert out[1] == b""  # held until the usage event
+    assert out[2] == FINISH_EVENT[:-3] + b',"system_fingerprint":"vllm-1.2"}\n\n'
+    assert out[3] == b"data: [DONE]\n\n" and hide.flush() == b""
 
 
 def test_usage_request_is_added_to_the_body_keeping_other_stream_options() -> None:
