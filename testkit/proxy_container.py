@@ -45,9 +45,18 @@ def image_tag() -> str:
 
 
 def build_image() -> str:
+    """The image of app/ as it is now, built if missing; older ones of ours are removed
+    (those a running container still uses stay: no force)."""
     tag = image_tag()
     present = subprocess.run(["docker", "image", "inspect", tag], capture_output=True)
     if present.returncode != 0:
+        listed = subprocess.run(
+            ["docker", "image", "ls", "--format", "{{.Repository}}:{{.Tag}}", PREFIX],
+            capture_output=True,
+            text=True,
+        ).stdout.split()
+        for old in listed:
+            subprocess.run(["docker", "image", "rm", old], capture_output=True)
         subprocess.run(
             [
                 *DOCKER_BUILD,
