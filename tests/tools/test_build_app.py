@@ -98,7 +98,12 @@ def test_pulled_back_image_runs_the_proxy_and_answers_health(
         image,
         detach=True,
         network_mode="host",
-        environment={"PROXY_PORT": str(port), "PROXY_UPSTREAM_URL": tiny_upstream},
+        # A key: without one the proxy refuses to start (it fails closed).
+        environment={
+            "PROXY_PORT": str(port),
+            "PROXY_UPSTREAM_URL": tiny_upstream,
+            "PROXY_API_KEYS": "sk-build-test",
+        },
     )
     try:
         deadline = time.monotonic() + 30
