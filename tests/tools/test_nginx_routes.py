@@ -23,10 +23,7 @@ from testkit.ports import free_port
 from testkit.processes import StackError, wait_until
 from testkit.support import need_tool
 
-try:  # the route table's home (it moved there from timeouts.py)
-    GENERATION_ROUTES = routes.GENERATION_ROUTES  # type: ignore[attr-defined]
-except AttributeError:
-    from inference_proxy.timeouts import GENERATION_ROUTES
+GENERATION_ROUTES = routes.GENERATION_ROUTES
 
 # The site's budgets for this render (the root's defaults): the proxy's timeouts plus
 # NGINX's 30 s margin (modules/ec2/main.tf, nginx_timeout_margin).
