@@ -181,9 +181,10 @@ def user_data_hash(user_data: str) -> str:
 AMI_ID = "ami-0abcdef1234567890"
 ZONE_LETTERS = "abcdef"
 # Instance types that, like the largest GPU types in real regions, are offered in a few
-# availability zones only (by zone letter); every other type is offered in all six.
-# Tests use them to place an instance where the first zone does not offer its type.
-SCARCE_OFFERINGS = {"p4d.24xlarge": "bc", "p5.48xlarge": "cd"}
+# availability zones only (by zone letter), or in none of the region; every other type is
+# offered in all six. Tests use them to place an instance where the first zone does not
+# offer its type, and to see a type the region does not have at all.
+SCARCE_OFFERINGS = {"p4d.24xlarge": "bc", "p5.48xlarge": "cd", "u7in-32tb.224xlarge": ""}
 
 
 def ssm_ami_id(name: str) -> str:
