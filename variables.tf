@@ -155,7 +155,7 @@ variable "key_name" {
 }
 
 variable "instance_version" {
-  description = "Bump to replace the instance in a controlled way (create before destroy; the Elastic IP and the data volume move over)."
+  description = "Bump to replace the instance: the old one is stopped and loses its data volume and Elastic IP first, the new one is launched and gets both, then the old one is terminated (downtime until the new one is ready; see docs/OPERATIONS.md, Replacing the instance)."
   type        = number
   default     = 1
 }

@@ -330,7 +330,7 @@ def build_image(
     Raises, and leaves no tag, when the engine produced an image for another architecture
     (an engine without emulation uses a local base image of its own platform as it is)."""
     image_id = ""
-    what = f"docker build of {context} for {platform}"
+    what = f"docker build of {context}"
     try:
         chunks = client.api.build(
             path=str(context),
@@ -355,7 +355,7 @@ def build_image(
         with contextlib.suppress(docker.errors.DockerException):
             client.api.remove_image(reference, noprune=True)
         raise ImageBuildFailed(
-            f"{what} produced a linux/{built} image, not {platform}: its base image is "
+            f"{what} for {platform} produced a linux/{built} image: its base image is "
             f"only available here for linux/{built}. Build where the base image exists for "
             f"{platform} (a registry that serves it, or an engine with QEMU emulation or "
             "buildx), or choose an instance type of this architecture."

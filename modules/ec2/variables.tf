@@ -158,7 +158,7 @@ variable "ssh_cidr_blocks" {
 }
 
 variable "instance_version" {
-  description = "Bump to replace the instance (create before destroy; the Elastic IP and data volume move to the new one). Script changes alone never replace it."
+  description = "Bump to replace the instance: the volume attachment and Elastic IP association are replaced delete-first (the old instance is stopped and detached), the new instance is launched and gets both, the old one is terminated. Script changes alone never replace it."
   type        = number
   default     = 1
 
@@ -202,7 +202,7 @@ variable "vllm" {
   # where a host has a dot or a port or is localhost; here a tag or a digest is required.
   validation {
     condition     = var.vllm.image == null || (can(regex("^(?:(?:localhost(?::[0-9]+)?|(?:[A-Za-z0-9]|[A-Za-z0-9][A-Za-z0-9-]*[A-Za-z0-9])(?:\\.(?:[A-Za-z0-9]|[A-Za-z0-9][A-Za-z0-9-]*[A-Za-z0-9]))+(?::[0-9]+)?|(?:[A-Za-z0-9]|[A-Za-z0-9][A-Za-z0-9-]*[A-Za-z0-9]):[0-9]+|\\[[0-9A-Fa-f:]+\\](?::[0-9]+)?)/)?[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}(?:@[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9A-Fa-f]{32,})?|@[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9A-Fa-f]{32,})$", coalesce(var.vllm.image, "-"))) && !endswith(coalesce(var.vllm.image, "-"), ":latest"))
-    error_message = "vllm.image must be an image reference pinned to a tag other than latest or to a digest, [registry[:port]/]path:tag or ...@sha256:<hex>, e.g. vllm/vllm-openai:v0.32.0, or null for the release in vllm.version."
+    error_message = "vllm.image must be an image reference pinned to a tag other than latest or to a digest, [registry[:port]/]path:tag or ...@sha256:<hex>, e.g. vllm/vllm-openai:v<release>, or null for the release in vllm.version."
   }
   validation {
     condition     = can(regex("^[A-Za-z0-9][A-Za-z0-9._/-]*$", var.vllm.model_id))

@@ -71,6 +71,7 @@ def test_app_image_is_pushed_under_its_content_tag(app_push: Run, registry: Regi
         "image": f"{registry.address}/proxy:{tag}",
         "tag": tag,
         "digest": app_push.result["digest"],
+        "platform": "linux/amd64",
         "status": "pushed",
     }
     assert app_push.result["digest"].startswith("sha256:")
