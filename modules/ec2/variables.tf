@@ -60,6 +60,17 @@ variable "instance_type" {
   type        = string
 }
 
+variable "architecture" {
+  description = "CPU architecture of instance_type as EC2 names it: x86_64, or arm64 for Graviton types. Picks the Ubuntu AMI (CPU) and the default vLLM CPU image."
+  type        = string
+  default     = "x86_64"
+
+  validation {
+    condition     = contains(["x86_64", "arm64"], var.architecture)
+    error_message = "architecture must be one of x86_64, arm64."
+  }
+}
+
 variable "use_gpu" {
   description = "Run vLLM on the instance's NVIDIA GPUs (--gpus all, DLAMI by default). False: the CPU build of vLLM."
   type        = bool
@@ -117,6 +128,12 @@ variable "key_name" {
   default     = null
 }
 
+variable "allow_plaintext_http" {
+  description = "Serve the API over plain HTTP although allowed_cidr_blocks is wide open (a block shorter than /16, e.g. 0.0.0.0/0) and HTTPS is off. False (default): that combination is refused at plan time."
+  type        = bool
+  default     = false
+}
+
 variable "allowed_cidr_blocks" {
   description = "IPv4 CIDR blocks allowed to reach ports 80 and 443. Let's Encrypt's HTTP-01 challenge needs port 80 from the internet when HTTPS is on."
   type        = list(string)
@@ -141,7 +158,7 @@ variable "ssh_cidr_blocks" {
 }
 
 variable "instance_version" {
-  description = "Bump to replace the instance (create before destroy; the Elastic IP and data volume move to the new one). Script changes alone never replace it."
+  description = "Bump to replace the instance: the volume attachment and Elastic IP association are replaced delete-first (the old instance is stopped and detached), the new instance is launched and gets both, the old one is terminated. Script changes alone never replace it."
   type        = number
   default     = 1
 
@@ -169,9 +186,9 @@ variable "proxy_image_uri" {
 }
 
 variable "vllm" {
-  description = "vLLM server: image (pinned tag), model, context length, GPU memory share, tensor parallel size (GPUs per model), extra arguments, and how long the first start may take (download + load)."
+  description = "vLLM server: image (pinned tag or digest; null: the release in vllm.version, GPU or CPU build for the architecture), model, context length, GPU memory share, tensor parallel size (GPUs per model), extra arguments, and how long the first start may take (download + load)."
   type = object({
-    image                  = string
+    image                  = optional(string)
     model_id               = string
     max_model_len          = optional(number, 8192)
     gpu_memory_utilization = optional(number, 0.9)
@@ -181,9 +198,11 @@ variable "vllm" {
   })
   nullable = false
 
+  # Docker's reference grammar (distribution/reference): [host[:port]/]path[:tag][@digest],
+  # where a host has a dot or a port or is localhost; here a tag or a digest is required.
   validation {
-    condition     = can(regex("^[^:@\\s]+(:[A-Za-z0-9_.-]+|@sha256:[0-9a-f]{64})$", var.vllm.image)) && !endswith(var.vllm.image, ":latest")
-    error_message = "vllm.image must be pinned to a tag other than latest or to a digest, e.g. vllm/vllm-openai:v0.10.2."
+    condition     = var.vllm.image == null || (can(regex("^(?:(?:localhost(?::[0-9]+)?|(?:[A-Za-z0-9]|[A-Za-z0-9][A-Za-z0-9-]*[A-Za-z0-9])(?:\\.(?:[A-Za-z0-9]|[A-Za-z0-9][A-Za-z0-9-]*[A-Za-z0-9]))+(?::[0-9]+)?|(?:[A-Za-z0-9]|[A-Za-z0-9][A-Za-z0-9-]*[A-Za-z0-9]):[0-9]+|\\[[0-9A-Fa-f:]+\\](?::[0-9]+)?)/)?[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}(?:@[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9A-Fa-f]{32,})?|@[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9A-Fa-f]{32,})$", coalesce(var.vllm.image, "-"))) && !endswith(coalesce(var.vllm.image, "-"), ":latest"))
+    error_message = "vllm.image must be an image reference pinned to a tag other than latest or to a digest, [registry[:port]/]path:tag or ...@sha256:<hex>, e.g. vllm/vllm-openai:v<release>, or null for the release in vllm.version."
   }
   validation {
     condition     = can(regex("^[A-Za-z0-9][A-Za-z0-9._/-]*$", var.vllm.model_id))
@@ -259,24 +278,24 @@ variable "https" {
 }
 
 variable "hf_token_parameter_name" {
-  description = "Name of the SSM SecureString parameter holding the Hugging Face token (read at boot; may be absent for public models)."
+  description = "Name of the SSM SecureString parameter holding the Hugging Face token (read at boot; may be absent for public models). Null: /<name>/hf_token, one per deployment."
   type        = string
-  default     = "/inference/hf_token"
+  default     = null
 
   validation {
-    condition     = can(regex("^/[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$", var.hf_token_parameter_name))
-    error_message = "hf_token_parameter_name must be an SSM parameter path such as /inference/hf_token."
+    condition     = var.hf_token_parameter_name == null || can(regex("^/[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$", var.hf_token_parameter_name))
+    error_message = "hf_token_parameter_name must be an SSM parameter path such as /llm-dev/hf_token, or null."
   }
 }
 
 variable "api_keys_parameter_name" {
-  description = "Name of the SSM SecureString parameter holding the proxy's API keys (comma-separated). Created with a random key at first boot when missing."
+  description = "Name of the SSM SecureString parameter holding the proxy's API keys (comma-separated). Created with a random key at first boot when missing. Null: /<name>/api_keys, one per deployment."
   type        = string
-  default     = "/inference/api_keys"
+  default     = null
 
   validation {
-    condition     = can(regex("^/[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$", var.api_keys_parameter_name))
-    error_message = "api_keys_parameter_name must be an SSM parameter path such as /inference/api_keys."
+    condition     = var.api_keys_parameter_name == null || can(regex("^/[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$", var.api_keys_parameter_name))
+    error_message = "api_keys_parameter_name must be an SSM parameter path such as /llm-dev/api_keys, or null."
   }
 }
 

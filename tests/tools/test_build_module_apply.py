@@ -83,7 +83,7 @@ def test_apply_pushes_then_replans_clean_and_rebuilds_on_change(
     root = Root(tmp_path, registry, "tfbuild", context)
 
     applied = root.run("apply", "-input=false", "-auto-approve")
-    tag = build.content_tag(context)
+    tag = build.image_tag(context)
     assert '"status": "pushed"' in applied.stdout  # build.py's JSON line, via local-exec
     assert root.outputs() == {"image_uri": f"{registry.address}/tfbuild:{tag}", "image_tag": tag}
     assert registry.tags("tfbuild") == [tag]
@@ -93,7 +93,7 @@ def test_apply_pushes_then_replans_clean_and_rebuilds_on_change(
     (context / "payload.txt").write_text("terraform!")
     assert root.plan_changes() == [("module.build.terraform_data.image", ["delete", "create"])]
     root.run("apply", "-input=false", "-auto-approve")
-    new_tag = build.content_tag(context)
+    new_tag = build.image_tag(context)
     assert root.outputs()["image_uri"] == f"{registry.address}/tfbuild:{new_tag}"
     assert sorted(registry.tags("tfbuild")) == sorted([tag, new_tag])
 

@@ -13,7 +13,7 @@ ami_id              = "ami-0123456789abcdef0"
 ssh_cidr_blocks     = ["198.51.100.7/32"]
 key_name            = "ops"
 vllm = {
-  image      = "vllm/vllm-openai:v0.10.2"
+  image      = "registry.example.com:5000/mirror/vllm-openai:v0.32.0"
   model_id   = "Qwen/Qwen2.5-7B-Instruct"
   extra_args = ["--enable-prefix-caching", "--max-num-seqs=64"]
 }
