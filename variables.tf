@@ -59,13 +59,13 @@ variable "vpc_cidr" {
 }
 
 variable "az_count" {
-  description = "Number of availability zones with a public subnet (the instance uses the first)."
+  description = "Number of availability zones with a public subnet, taken from the zones that offer the instance type (the instance uses the first of them)."
   type        = number
   default     = 2
 }
 
 variable "availability_zones" {
-  description = "Explicit availability zones. Empty: the first az_count zones of the region are looked up."
+  description = "Explicit availability zones. Empty: the first az_count zones of the region that offer the instance type are looked up. Given: the instance runs in the first of them that offers its type."
   type        = list(string)
   default     = []
   nullable    = false
@@ -84,7 +84,7 @@ variable "enable_nat_gateway" {
 }
 
 variable "allowed_cidr_blocks" {
-  description = "IPv4 CIDR blocks that may reach the API on ports 80/443. Port 80 must stay open to the internet for Let's Encrypt's HTTP-01 challenge when enable_https is on; the API itself always requires a key."
+  description = "IPv4 CIDR blocks that may reach the API on ports 80/443. Port 80 must stay open to the internet for Let's Encrypt's HTTP-01 challenge when enable_https is on; the API itself always requires a key. Without HTTPS, blocks wider than /16 (such as the default 0.0.0.0/0) need allow_plaintext_http = true."
   type        = list(string)
   default     = ["0.0.0.0/0"]
   nullable    = false
@@ -93,6 +93,12 @@ variable "allowed_cidr_blocks" {
     condition     = alltrue([for cidr in var.allowed_cidr_blocks : can(cidrhost(cidr, 0))])
     error_message = "allowed_cidr_blocks must contain IPv4 CIDR blocks such as 203.0.113.0/24."
   }
+}
+
+variable "allow_plaintext_http" {
+  description = "Serve the API over plain HTTP to wide-open allowed_cidr_blocks (a block shorter than /16, e.g. 0.0.0.0/0) without HTTPS: the API key and every prompt cross the internet in clear text. False (default): refused at plan time; use HTTPS (domain_name, acme_email, enable_https) or narrow allowed_cidr_blocks instead."
+  type        = bool
+  default     = false
 }
 
 variable "ssh_cidr_blocks" {
@@ -167,7 +173,7 @@ variable "key_name" {
 }
 
 variable "instance_version" {
-  description = "Bump to replace the instance in a controlled way (create before destroy; the Elastic IP and the data volume move over)."
+  description = "Bump to replace the instance: the old one is stopped and loses its data volume and Elastic IP first, the new one is launched and gets both, then the old one is terminated (downtime until the new one is ready; see docs/OPERATIONS.md, Replacing the instance)."
   type        = number
   default     = 1
 
@@ -224,24 +230,26 @@ variable "tensor_parallel_size" {
 }
 
 variable "vllm_image" {
-  description = "vLLM container image for GPU instances, pinned to a version tag."
+  description = "vLLM container image for GPU instances, pinned to a tag or digest. Null: vllm/vllm-openai at the release in modules/ec2/vllm.version (the one the integration tests run)."
   type        = string
-  default     = "vllm/vllm-openai:v0.10.2"
+  default     = null
 
+  # The image_uri pattern (Docker's reference grammar), and no :latest.
   validation {
-    condition     = can(regex("^[^:@\\s]+(:[A-Za-z0-9_.-]+|@sha256:[0-9a-f]{64})$", var.vllm_image)) && !endswith(var.vllm_image, ":latest")
-    error_message = "vllm_image must be pinned to a tag other than latest or to a digest, e.g. vllm/vllm-openai:v0.10.2."
+    condition     = var.vllm_image == null || (can(regex("^(?:(?:localhost(?::[0-9]+)?|(?:[A-Za-z0-9]|[A-Za-z0-9][A-Za-z0-9-]*[A-Za-z0-9])(?:\\.(?:[A-Za-z0-9]|[A-Za-z0-9][A-Za-z0-9-]*[A-Za-z0-9]))+(?::[0-9]+)?|(?:[A-Za-z0-9]|[A-Za-z0-9][A-Za-z0-9-]*[A-Za-z0-9]):[0-9]+|\\[[0-9A-Fa-f:]+\\](?::[0-9]+)?)/)?[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}(?:@[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9A-Fa-f]{32,})?|@[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9A-Fa-f]{32,})$", coalesce(var.vllm_image, "-"))) && !endswith(coalesce(var.vllm_image, "-"), ":latest"))
+    error_message = "vllm_image must be an image reference pinned to a tag other than latest or to a digest, [registry[:port]/]path:tag or ...@sha256:<hex>, e.g. vllm/vllm-openai:v<release>, or null for the release in modules/ec2/vllm.version."
   }
 }
 
 variable "vllm_cpu_image" {
-  description = "vLLM container image for CPU instances (use_gpu = false), pinned to a version tag."
+  description = "vLLM container image for CPU instances (use_gpu = false), pinned to a tag or digest. Null: vLLM's CPU release image (x86_64 or arm64, after the instance type) at the release in modules/ec2/vllm.version."
   type        = string
-  default     = "public.ecr.aws/q9t5s3a7/vllm-cpu-release-repo:v0.10.2"
+  default     = null
 
+  # The image_uri pattern (Docker's reference grammar), and no :latest.
   validation {
-    condition     = can(regex("^[^:@\\s]+(:[A-Za-z0-9_.-]+|@sha256:[0-9a-f]{64})$", var.vllm_cpu_image)) && !endswith(var.vllm_cpu_image, ":latest")
-    error_message = "vllm_cpu_image must be pinned to a tag other than latest or to a digest, e.g. public.ecr.aws/q9t5s3a7/vllm-cpu-release-repo:v0.10.2."
+    condition     = var.vllm_cpu_image == null || (can(regex("^(?:(?:localhost(?::[0-9]+)?|(?:[A-Za-z0-9]|[A-Za-z0-9][A-Za-z0-9-]*[A-Za-z0-9])(?:\\.(?:[A-Za-z0-9]|[A-Za-z0-9][A-Za-z0-9-]*[A-Za-z0-9]))+(?::[0-9]+)?|(?:[A-Za-z0-9]|[A-Za-z0-9][A-Za-z0-9-]*[A-Za-z0-9]):[0-9]+|\\[[0-9A-Fa-f:]+\\](?::[0-9]+)?)/)?[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}(?:@[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9A-Fa-f]{32,})?|@[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9A-Fa-f]{32,})$", coalesce(var.vllm_cpu_image, "-"))) && !endswith(coalesce(var.vllm_cpu_image, "-"), ":latest"))
+    error_message = "vllm_cpu_image must be an image reference pinned to a tag other than latest or to a digest, [registry[:port]/]path:tag or ...@sha256:<hex>, e.g. public.ecr.aws/q9t5s3a7/vllm-cpu-release-repo:v<release>, or null for the release in modules/ec2/vllm.version."
   }
 }
 
@@ -271,24 +279,24 @@ variable "vllm_startup_timeout" {
 # --- secrets (SSM parameter names only; values never pass through Terraform) -----------------
 
 variable "hf_token_parameter_name" {
-  description = "SSM SecureString parameter with the Hugging Face token (needed for gated models; create it with `aws ssm put-parameter`)."
+  description = "SSM SecureString parameter with the Hugging Face token (needed for gated models; create it with `aws ssm put-parameter`). Null: /<name>-<environment>/hf_token, one per deployment."
   type        = string
-  default     = "/inference/hf_token"
+  default     = null
 
   validation {
-    condition     = can(regex("^/[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$", var.hf_token_parameter_name))
-    error_message = "hf_token_parameter_name must be an SSM parameter path such as /inference/hf_token."
+    condition     = var.hf_token_parameter_name == null || can(regex("^/[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$", coalesce(var.hf_token_parameter_name, "-")))
+    error_message = "hf_token_parameter_name must be an SSM parameter path such as /llm-dev/hf_token, or null."
   }
 }
 
 variable "api_keys_parameter_name" {
-  description = "SSM SecureString parameter with the proxy's API keys, comma-separated. Missing at first boot: the instance creates it with one random key (see the api_key_command output)."
+  description = "SSM SecureString parameter with the proxy's API keys, comma-separated. Missing at first boot: the instance creates it with one random key (see the api_key_command output). Null: /<name>-<environment>/api_keys, one per deployment."
   type        = string
-  default     = "/inference/api_keys"
+  default     = null
 
   validation {
-    condition     = can(regex("^/[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$", var.api_keys_parameter_name))
-    error_message = "api_keys_parameter_name must be an SSM parameter path such as /inference/api_keys."
+    condition     = var.api_keys_parameter_name == null || can(regex("^/[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$", coalesce(var.api_keys_parameter_name, "-")))
+    error_message = "api_keys_parameter_name must be an SSM parameter path such as /llm-dev/api_keys, or null."
   }
 }
 
@@ -380,6 +388,12 @@ variable "route53_zone_id" {
   default     = null
 }
 
+variable "route53_allow_overwrite" {
+  description = "Let Terraform take over an A record of the same name that already exists in the zone (and delete it on destroy). False (default): an existing record makes the apply fail instead of being replaced silently."
+  type        = bool
+  default     = false
+}
+
 variable "route53_zone_name" {
   description = "Name of the hosted zone to look up when route53_zone_id is null. Null: domain_name."
   type        = string
@@ -421,9 +435,11 @@ variable "image_uri" {
   type        = string
   default     = null
 
+  # Docker's reference grammar (distribution/reference): [host[:port]/]path[:tag][@digest],
+  # where a host has a dot or a port or is localhost; here a tag or a digest is required.
   validation {
-    condition     = var.image_uri == null || can(regex("^[^\\s:@]+(:[A-Za-z0-9_.-]+|@sha256:[0-9a-f]{64})$", var.image_uri))
-    error_message = "image_uri must name a tag or a digest, e.g. 123456789012.dkr.ecr.us-east-1.amazonaws.com/llm-dev:3f2a9c1 or ...@sha256:<64 hex>."
+    condition     = var.image_uri == null || can(regex("^(?:(?:localhost(?::[0-9]+)?|(?:[A-Za-z0-9]|[A-Za-z0-9][A-Za-z0-9-]*[A-Za-z0-9])(?:\\.(?:[A-Za-z0-9]|[A-Za-z0-9][A-Za-z0-9-]*[A-Za-z0-9]))+(?::[0-9]+)?|(?:[A-Za-z0-9]|[A-Za-z0-9][A-Za-z0-9-]*[A-Za-z0-9]):[0-9]+|\\[[0-9A-Fa-f:]+\\](?::[0-9]+)?)/)?[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}(?:@[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9A-Fa-f]{32,})?|@[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9A-Fa-f]{32,})$", var.image_uri))
+    error_message = "image_uri must be an image reference with a tag or a digest, [registry[:port]/]path:tag or ...@sha256:<hex>, e.g. 123456789012.dkr.ecr.us-east-1.amazonaws.com/llm-dev:3f2a9c1 or registry.example.com:5000/team/proxy:1.2."
   }
 }
 

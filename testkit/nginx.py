@@ -88,6 +88,9 @@ def local_site(http_port: int, proxy_port: int, tfvars: Mapping[str, Any] | None
             **render.PINNED_TFVARS,
             "use_gpu": False,
             "app_port": proxy_port,
+            # Loopback only, but the site is the instance's plain-HTTP one, which the root
+            # module plans only when asked for explicitly.
+            "allow_plaintext_http": True,
             **(tfvars or {}),
         }
     )

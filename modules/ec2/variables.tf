@@ -55,6 +55,12 @@ variable "instance_type" {
   type        = string
 }
 
+variable "architecture" {
+  description = "CPU architecture of instance_type as EC2 names it: x86_64, or arm64 for Graviton types. Picks the Ubuntu AMI (CPU) and the default vLLM CPU image."
+  type        = string
+  nullable    = false
+}
+
 variable "use_gpu" {
   description = "Run vLLM on the instance's NVIDIA GPUs (--gpus all, DLAMI by default). False: the CPU build of vLLM."
   type        = bool
@@ -95,6 +101,12 @@ variable "key_name" {
   type        = string
 }
 
+variable "allow_plaintext_http" {
+  description = "Serve the API over plain HTTP although allowed_cidr_blocks is wide open (a block shorter than /16, e.g. 0.0.0.0/0) and HTTPS is off. False: that combination is refused at plan time."
+  type        = bool
+  nullable    = false
+}
+
 variable "allowed_cidr_blocks" {
   description = "IPv4 CIDR blocks allowed to reach ports 80 and 443. Let's Encrypt's HTTP-01 challenge needs port 80 from the internet when HTTPS is on."
   type        = list(string)
@@ -108,7 +120,7 @@ variable "ssh_cidr_blocks" {
 }
 
 variable "instance_version" {
-  description = "Bump to replace the instance (create before destroy; the Elastic IP and data volume move to the new one). Script changes alone never replace it."
+  description = "Bump to replace the instance: the volume attachment and Elastic IP association are replaced delete-first (the old instance is stopped and detached), the new instance is launched and gets both, the old one is terminated. Script changes alone never replace it."
   type        = number
   nullable    = false
 }
@@ -131,7 +143,7 @@ variable "proxy_image_uri" {
 }
 
 variable "vllm" {
-  description = "vLLM server: image (pinned tag), model, context length, GPU memory share, tensor parallel size (GPUs per model), extra arguments, and how long the first start may take in seconds (download + load)."
+  description = "vLLM server: image (pinned tag or digest; null: the release in vllm.version, GPU or CPU build for the architecture), model, context length, GPU memory share, tensor parallel size (GPUs per model), extra arguments, and how long the first start may take (download + load)."
   type = object({
     image                  = string
     model_id               = string
@@ -168,12 +180,12 @@ variable "https" {
 }
 
 variable "hf_token_parameter_name" {
-  description = "Name of the SSM SecureString parameter holding the Hugging Face token (read at boot; may be absent for public models)."
+  description = "Name of the SSM SecureString parameter holding the Hugging Face token (read at boot; may be absent for public models). Null: /<name>/hf_token, one per deployment."
   type        = string
 }
 
 variable "api_keys_parameter_name" {
-  description = "Name of the SSM SecureString parameter holding the proxy's API keys (comma-separated). Created with a random key at first boot when missing."
+  description = "Name of the SSM SecureString parameter holding the proxy's API keys (comma-separated). Created with a random key at first boot when missing. Null: /<name>/api_keys, one per deployment."
   type        = string
 }
 

@@ -97,12 +97,23 @@ def _stream_chunks(client: openai.OpenAI, model: str) -> tuple[list[dict[str, An
     return chunks, arrivals
 
 
+def _chunk_text(chunks: list[dict[str, Any]]) -> str:
+    return "".join(c["choices"][0]["delta"]["content"] or "" for c in chunks if c["choices"])
+
+
 def test_stream_is_relayed_chunk_for_chunk(chat: ProxiedVllm) -> None:
+    """The same greedy stream through the proxy and straight from vLLM. How vLLM groups
+    tokens into chunks depends on its own timing (under load it merges several into one
+    delta), so this compares the text, the finish and the usage; the chunk-for-chunk
+    framing itself is proven against the fake vLLM in tests/app."""
     proxied, arrivals = _stream_chunks(through_proxy(chat), chat.model)
     expected, direct_arrivals = _stream_chunks(direct(chat), chat.model)
 
     assert len(proxied) > 10
-    assert proxied == expected
+    assert _chunk_text(proxied) == _chunk_text(expected)
+    finish = [c["choices"][0]["finish_reason"] for c in proxied if c["choices"]][-1]
+    assert finish == [c["choices"][0]["finish_reason"] for c in expected if c["choices"]][-1]
+    assert proxied[-1]["usage"] == expected[-1]["usage"]
     assert proxied[-1]["usage"]["completion_tokens"] == 48
     # Relayed as vLLM produced them, not gathered and sent at the end: the chunks arrive
     # spread over about the time vLLM takes to generate them.

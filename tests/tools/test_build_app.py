@@ -66,11 +66,12 @@ def app_push(registry: Registry) -> Run:
 
 def test_app_image_is_pushed_under_its_content_tag(app_push: Run, registry: Registry) -> None:
     assert app_push.result is not None
-    tag = build.content_tag(ROOT / "app")
+    tag = build.image_tag(ROOT / "app")
     assert app_push.result == {
         "image": f"{registry.address}/proxy:{tag}",
         "tag": tag,
         "digest": app_push.result["digest"],
+        "platform": "linux/amd64",
         "status": "pushed",
     }
     assert app_push.result["digest"].startswith("sha256:")

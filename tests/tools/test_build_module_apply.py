@@ -75,7 +75,7 @@ def test_apply_pushes_then_replans_clean_and_rebuilds_on_change(
     root = Root(tmp_path, registry, "tfbuild", context)
 
     applied = root.apply()
-    tag = build.content_tag(context)
+    tag = build.image_tag(context)
     assert '"status": "pushed"' in applied  # build.py's JSON line, via local-exec
     assert root.outputs() == {"image_uri": f"{registry.address}/tfbuild:{tag}", "image_tag": tag}
     assert registry.tags("tfbuild") == [tag]
@@ -85,7 +85,7 @@ def test_apply_pushes_then_replans_clean_and_rebuilds_on_change(
     (context / "payload.txt").write_text("terraform!")
     assert root.plan_changes() == [("module.build.terraform_data.image", ["delete", "create"])]
     root.apply()
-    new_tag = build.content_tag(context)
+    new_tag = build.image_tag(context)
     assert root.outputs()["image_uri"] == f"{registry.address}/tfbuild:{new_tag}"
     assert sorted(registry.tags("tfbuild")) == sorted([tag, new_tag])
 

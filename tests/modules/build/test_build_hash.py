@@ -95,7 +95,7 @@ def test_terraform_hash_equals_build_py_hash(
 ) -> None:
     tag, content_hash = planned_tags[name]
     assert content_hash == build.content_hash(trees[name])
-    assert tag == build.content_tag(trees[name])
+    assert tag == build.image_tag(trees[name], "linux/amd64")
 
 
 def test_the_tricky_tree_really_excludes_files(trees: dict[str, Path]) -> None:

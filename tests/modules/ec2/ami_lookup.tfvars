@@ -1,7 +1,8 @@
-instance_type = "g5.xlarge"
-ami_id        = null
+instance_type        = "g5.xlarge"
+ami_id               = null
+allow_plaintext_http = true
 vllm = {
-  image                  = "vllm/vllm-openai:v0.10.2"
+  image                  = null
   model_id               = "Qwen/Qwen2.5-7B-Instruct"
   max_model_len          = 8192
   gpu_memory_utilization = 0.9

@@ -1,7 +1,8 @@
-instance_type = "c7i.4xlarge"
-use_gpu       = false
+instance_type        = "c7i.4xlarge"
+use_gpu              = false
+allow_plaintext_http = true
 vllm = {
-  image                  = "public.ecr.aws/q9t5s3a7/vllm-cpu-release-repo:v0.10.2"
+  image                  = null
   model_id               = "Qwen/Qwen2.5-1.5B-Instruct"
   max_model_len          = 8192
   gpu_memory_utilization = 0.9

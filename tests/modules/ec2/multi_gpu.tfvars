@@ -1,7 +1,8 @@
-instance_type    = "g5.12xlarge"
-data_volume_size = 500
+instance_type        = "g5.12xlarge"
+data_volume_size     = 500
+allow_plaintext_http = true
 vllm = {
-  image                  = "vllm/vllm-openai:v0.10.2"
+  image                  = null
   model_id               = "Qwen/Qwen2.5-32B-Instruct"
   max_model_len          = 16384
   gpu_memory_utilization = 0.92

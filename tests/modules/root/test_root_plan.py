@@ -112,7 +112,7 @@ def test_existing_image_skips_the_build(plan_summary: Any) -> None:
 
 def test_bootstrap_under_2kb_and_scripts_bucket_name_is_shared(plan_summary: Any) -> None:
     summary = plan(plan_summary, "gpu_https_dns")
-    user_data = summary.values["module.ec2.aws_instance.this"]["user_data"]
+    user_data = summary.outputs["user_data"]
     if user_data == inventory.UNKNOWN:
         # The proxy image is built during apply, so the scripts' hash is not known yet.
         summary = plan(
@@ -123,7 +123,7 @@ def test_bootstrap_under_2kb_and_scripts_bucket_name_is_shared(plan_summary: Any
             route53_zone_id="Z0123456789ABCDEFGHIJ",
             acme_email="ops@example.com",
         )
-        user_data = summary.values["module.ec2.aws_instance.this"]["user_data"]
+        user_data = summary.outputs["user_data"]
     assert len(user_data.encode()) < 2048
     bucket = summary.values["module.scripts_bucket.aws_s3_bucket.this"]["bucket"]
     assert re.fullmatch(r"llm-dev-\d{12}-us-east-1", bucket)
@@ -136,7 +136,7 @@ def test_bootstrap_under_2kb_and_scripts_bucket_name_is_shared(plan_summary: Any
 def test_outputs_tell_the_user_what_to_run_next(plan_summary: Any) -> None:
     outputs = plan(plan_summary, "gpu_https_dns").outputs
     assert outputs["api_key_command"] == (
-        "aws ssm get-parameter --region us-east-1 --name /inference/api_keys "
+        "aws ssm get-parameter --region us-east-1 --name /llm-dev/api_keys "
         "--with-decryption --query Parameter.Value --output text"
     )
     for name in ("ssm_session_command", "instance_id", "public_ip", "scripts_bucket"):
@@ -192,7 +192,7 @@ VALIDATIONS = {
     "image_without_tag": (
         "image_uri",
         "123456789012.dkr.ecr.us-east-1.amazonaws.com/llm-dev",
-        "image_uri must name a tag or a digest",
+        "image_uri must be an image reference with a tag or a digest",
     ),
     "domain_with_scheme": (
         "domain_name",
@@ -230,12 +230,12 @@ VALIDATIONS = {
     "unpinned_vllm_image": (
         "vllm_image",
         "vllm/vllm-openai:latest",
-        "vllm_image must be pinned to a tag other than latest",
+        "vllm_image must be an image reference pinned to a tag other than latest",
     ),
     "untagged_vllm_cpu_image": (
         "vllm_cpu_image",
         "public.ecr.aws/q9t5s3a7/vllm-cpu-release-repo",
-        "vllm_cpu_image must be pinned to a tag other than latest",
+        "vllm_cpu_image must be an image reference pinned to a tag other than latest",
     ),
     "extra_args_with_spaces": (
         "extra_vllm_args",
