@@ -114,7 +114,8 @@ def copy_module(module: str | Path, target: Path, extra: Sequence[str] = ()) -> 
     relative = source.relative_to(ROOT)
     ignore = shutil.ignore_patterns(".terraform", ".terraform.lock.hcl", "*.tfstate*",
                                     "__pycache__")
-    for part in {"modules", str(relative), *extra}:
+    target.mkdir(parents=True, exist_ok=True)
+    for part in sorted({"modules", str(relative), *extra}):
         if part == ".":
             for item in ROOT.glob("*.tf"):
                 shutil.copy2(item, target / item.name)
