@@ -86,7 +86,7 @@ module "build" {
   count  = var.image_uri == null ? 1 : 0
 
   repository_url = module.ecr.repository_url
-  source_dir     = "${path.root}/app"
+  source_dir     = "${path.module}/app"
   aws_region     = var.region
   platform       = local.image_platform
 }

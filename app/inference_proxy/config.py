@@ -1,5 +1,5 @@
-"""Settings from the environment (DESIGN section 4). Invalid values fail at startup with a
-message naming the variable, never at the first request."""
+"""Settings from the environment (the table in docs/API_REFERENCE.md). Invalid values fail
+at startup with a message naming the variable, never at the first request."""
 
 from __future__ import annotations
 
@@ -33,7 +33,6 @@ class Settings:
     max_concurrency: int = 256
     max_body_bytes: int = 10 * 1024 * 1024
     log_format: Literal["json", "text"] = "json"
-    # Extensions of the DESIGN table, documented in docs/API_REFERENCE.md.
     shutdown_grace: float = 30.0
     retry_window: float = 10.0
     max_header_bytes: int = 32 * 1024

@@ -1,4 +1,4 @@
-"""The timeout budget function (DESIGN section 4): pure logic, no server."""
+"""The timeout budget function (docs/API_REFERENCE.md, timeouts): pure logic, no server."""
 
 from __future__ import annotations
 

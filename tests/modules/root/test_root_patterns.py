@@ -1,6 +1,6 @@
 """The patterns the modules ship, evaluated by Terraform's own regex engine (RE2) on many
 inputs in one provider-less plan: image references as Docker reads them (the same pattern
-in the root's image_uri and modules/ec2's vllm.image validations) and the Graviton rule
+in the root's image_uri, vllm_image and vllm_cpu_image validations) and the Graviton rule
 that picks the instance's architecture. The variables' wiring and messages are tested
 with real plans in test_root_aws.py and tests/modules/ec2/test_ec2_exposure.py."""
 
@@ -9,10 +9,9 @@ from __future__ import annotations
 import json
 import os
 import re
-import subprocess
 from pathlib import Path
 
-from tools.terraform import terraform_command
+from testkit import plans
 
 ROOT = Path(__file__).resolve().parents[3]
 DIGEST = "sha256:" + "0123456789abcdef" * 4
@@ -37,13 +36,12 @@ def evaluate(pattern: str, values: list[str], work: Path) -> list[bool]:
         f'output "matches" {{\n  value = [for v in var.values : can(regex("{pattern}", v))]\n}}\n')
     (work / "values.tfvars.json").write_text(json.dumps({"values": values}))
     env = {**os.environ, "TF_IN_AUTOMATION": "1", "TF_CLI_CONFIG_FILE": str(work / "none.tfrc")}
-    for args in (["init", "-input=false", "-backend=false"],
-                 ["plan", "-input=false", "-var-file=values.tfvars.json", "-out=plan"]):
-        subprocess.run([*terraform_command(), *args], cwd=work, env=env, check=True,
-                       capture_output=True)
-    shown = subprocess.run([*terraform_command(), "show", "-json", "plan"], cwd=work, env=env,
-                           check=True, capture_output=True, text=True)
-    return list(json.loads(shown.stdout)["planned_values"]["outputs"]["matches"]["value"])
+    test = plans.terraform_test(work, env)
+    with plans.terraform_errors("init"):
+        test.init(backend=False)
+    with plans.terraform_errors("plan"):
+        plan = test.plan(output=True, tf_var_file=[str(work / "values.tfvars.json")])
+    return list(plan.outputs["matches"])
 
 
 IMAGE_PATTERN = shipped_pattern(ROOT / "variables.tf", "var.image_uri")
@@ -77,8 +75,9 @@ REFUSED = [
 ]
 
 
-def test_the_image_pattern_is_the_same_for_image_uri_and_vllm_image() -> None:
-    assert shipped_pattern(ROOT / "modules/ec2/variables.tf", "var.vllm.image") == IMAGE_PATTERN
+def test_the_image_pattern_is_the_same_for_image_uri_and_the_vllm_images() -> None:
+    for variable in ("var.vllm_image", "var.vllm_cpu_image"):
+        assert shipped_pattern(ROOT / "variables.tf", variable) == IMAGE_PATTERN, variable
 
 
 def test_image_references_are_read_as_docker_reads_them(tmp_path: Path) -> None:
