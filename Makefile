@@ -2,7 +2,9 @@
 SHELL := /bin/bash
 PY := .venv/bin/python
 
-.PHONY: test demo demo-stop prepare lint pytest
+LINTS := lint-ruff lint-mypy lint-terraform-fmt lint-terraform-validate lint-shellcheck lint-actionlint
+
+.PHONY: test demo demo-stop prepare lint $(LINTS) pytest
 
 test: ## prepare the machine, lint, and run every test
 	bash tools/prepare.sh test
@@ -19,9 +21,27 @@ demo-stop: ## stop what `make demo` started
 prepare:
 	bash tools/prepare.sh test
 
-lint:
+# Each lint step is a target of its own; .pre-commit-config.yaml runs the same targets as
+# its hooks (tests/test_lint_config.py holds the two together).
+lint: $(LINTS) ## ruff, mypy, terraform fmt and validate, shellcheck, actionlint
+
+lint-ruff:
 	$(PY) -m ruff check app tools testkit tests
+
+lint-mypy:
 	$(PY) -m mypy
+
+lint-terraform-fmt: ## every .tf and .tfvars, through tools/terraform.py (works offline)
+	$(PY) tools/terraform.py fmt -check -recursive -diff
+
+lint-terraform-validate: ## the root module, modules/*, examples/* (stand-in provider)
+	$(PY) tools/validate_modules.py
+
+lint-shellcheck: ## the shell scripts we run (the rendered instance scripts: tools/lint_templates.py)
+	shellcheck tools/prepare.sh tools/prepare/*.sh .ci/run
+
+lint-actionlint: ## .github/workflows (shellcheck runs on their run: steps too)
+	.venv/bin/actionlint
 
 pytest:
 	$(PY) -m pytest

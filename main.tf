@@ -11,6 +11,21 @@ locals {
   prefix     = "${var.name}-${var.environment}"
   account_id = data.aws_caller_identity.current.account_id
 
+  instance_type = var.use_gpu ? var.gpu_instance_type : var.instance_type
+  # Graviton types carry a "g" after the generation digit (c7g, m7gd, c6gn, im4gn, g5g) or
+  # are a1; every other type is x86_64. The proxy image is built for this platform and the
+  # CPU AMI and vLLM CPU image are picked for it.
+  architecture   = can(regex("^(a1|[a-z]+[0-9]+[a-z0-9-]*g[a-z0-9-]*)\\.", local.instance_type)) ? "arm64" : "x86_64"
+  image_platform = local.architecture == "arm64" ? "linux/arm64" : "linux/amd64"
+
+  # EC2 counts On-Demand vCPUs per family class; the quota names read "Running On-Demand
+  # <class> instances" (Service Quotas, service code ec2).
+  instance_family = regex("^[a-z]+", local.instance_type)
+  quota_family = lookup({
+    g = "G and VT", vt = "G and VT", gr = "G and VT", p = "P", inf = "Inf", trn = "Trn",
+    x = "X", f = "F", dl = "DL", u = "High Memory", hpc = "HPC",
+  }, local.instance_family, "Standard")
+
   # Deterministic and globally unique (account + region); at most 59 characters.
   scripts_bucket_name = "${local.prefix}-${local.account_id}-${var.region}"
 
@@ -26,6 +41,24 @@ locals {
   image_uri = var.image_uri != null ? var.image_uri : module.build[0].image_uri
 }
 
+# The zones that offer the instance type: GPU types in particular are missing from some
+# zones of most regions, and the first zone is often one of them.
+data "aws_ec2_instance_type_offerings" "instance" {
+  location_type = "availability-zone"
+
+  filter {
+    name   = "instance-type"
+    values = [local.instance_type]
+  }
+
+  lifecycle {
+    postcondition {
+      condition     = length(self.locations) > 0
+      error_message = "${local.instance_type} is not offered in any availability zone of ${var.region}. Pick another instance type or region; `aws ec2 describe-instance-type-offerings --region ${var.region} --location-type availability-zone --filters Name=instance-type,Values=${local.instance_type}` lists where it is."
+    }
+  }
+}
+
 module "vpc" {
   source = "./modules/vpc"
 
@@ -33,6 +66,7 @@ module "vpc" {
   cidr_block             = var.vpc_cidr
   az_count               = var.az_count
   availability_zones     = var.availability_zones
+  usable_zones           = data.aws_ec2_instance_type_offerings.instance.locations
   enable_private_subnets = var.enable_private_subnets
   enable_nat_gateway     = var.enable_nat_gateway
 }
@@ -52,8 +86,9 @@ module "build" {
   count  = var.image_uri == null ? 1 : 0
 
   repository_url = module.ecr.repository_url
-  source_dir     = "${path.root}/app"
+  source_dir     = "${path.module}/app"
   aws_region     = var.region
+  platform       = local.image_platform
 }
 
 module "ec2" {
@@ -67,15 +102,17 @@ module "ec2" {
   subnet_id         = module.vpc.public_subnet_ids[0]
   availability_zone = module.vpc.availability_zones[0]
 
-  instance_type       = var.use_gpu ? var.gpu_instance_type : var.instance_type
-  use_gpu             = var.use_gpu
-  ami_id              = var.ami_id
-  root_volume_size    = var.root_volume_size
-  data_volume_size    = var.data_volume_size
-  key_name            = var.key_name
-  allowed_cidr_blocks = var.allowed_cidr_blocks
-  ssh_cidr_blocks     = var.ssh_cidr_blocks
-  instance_version    = var.instance_version
+  instance_type        = local.instance_type
+  architecture         = local.architecture
+  use_gpu              = var.use_gpu
+  ami_id               = var.ami_id
+  root_volume_size     = var.root_volume_size
+  data_volume_size     = var.data_volume_size
+  key_name             = var.key_name
+  allowed_cidr_blocks  = var.allowed_cidr_blocks
+  allow_plaintext_http = var.allow_plaintext_http
+  ssh_cidr_blocks      = var.ssh_cidr_blocks
+  instance_version     = var.instance_version
 
   scripts_bucket_name = local.scripts_bucket_name
   ecr_repository_arn  = module.ecr.repository_arn
@@ -121,8 +158,9 @@ module "route53" {
   source = "./modules/route53"
   count  = local.dns ? 1 : 0
 
-  zone_id      = var.route53_zone_id
-  zone_name    = coalesce(var.route53_zone_name, var.domain_name)
-  record_name  = local.hostname
-  ip_addresses = [module.ec2.public_ip]
+  zone_id         = var.route53_zone_id
+  zone_name       = coalesce(var.route53_zone_name, var.domain_name)
+  record_name     = local.hostname
+  ip_addresses    = [module.ec2.public_ip]
+  allow_overwrite = var.route53_allow_overwrite
 }

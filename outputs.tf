@@ -40,7 +40,22 @@ output "ssm_session_command" {
 
 output "api_key_command" {
   description = "Print the API key(s) the proxy accepts (the instance creates the parameter with a random key at first boot if it does not exist)."
-  value       = "aws ssm get-parameter --region ${var.region} --name ${var.api_keys_parameter_name} --with-decryption --query Parameter.Value --output text"
+  value       = "aws ssm get-parameter --region ${var.region} --name ${module.ec2.api_keys_parameter_name} --with-decryption --query Parameter.Value --output text"
+}
+
+output "api_keys_parameter_name" {
+  description = "SSM SecureString parameter holding the API keys (default /<name>-<environment>/api_keys, one per deployment)."
+  value       = module.ec2.api_keys_parameter_name
+}
+
+output "hf_token_parameter_name" {
+  description = "SSM SecureString parameter the instance reads the Hugging Face token from (default /<name>-<environment>/hf_token); put a token there for gated models."
+  value       = module.ec2.hf_token_parameter_name
+}
+
+output "instance_quota_command" {
+  description = "Show the account's On-Demand vCPU quota for the instance type's family in this region (new accounts often have 0 for G and P instances; a launch over it fails with VcpuLimitExceeded)."
+  value       = "aws service-quotas list-service-quotas --region ${var.region} --service-code ec2 --query \"Quotas[?contains(QuotaName, 'On-Demand ${local.quota_family}')].{name: QuotaName, code: QuotaCode, vcpus: Value}\" --output table"
 }
 
 output "diagnostic_commands" {
@@ -50,7 +65,7 @@ output "diagnostic_commands" {
     check_services = "aws ssm start-session --region ${var.region} --target ${module.ec2.instance_id} --document-name AWS-StartInteractiveCommand --parameters command='sudo /usr/local/bin/check-services.sh'"
     vllm_logs      = "aws ssm start-session --region ${var.region} --target ${module.ec2.instance_id} --document-name AWS-StartInteractiveCommand --parameters command='sudo journalctl -u vllm -f'"
     health         = "curl -s ${local.api_endpoint}/health"
-    list_models    = "curl -s -H \"Authorization: Bearer $(aws ssm get-parameter --region ${var.region} --name ${var.api_keys_parameter_name} --with-decryption --query Parameter.Value --output text | cut -d, -f1)\" ${local.api_endpoint}/v1/models"
+    list_models    = "curl -s -H \"Authorization: Bearer $(aws ssm get-parameter --region ${var.region} --name ${module.ec2.api_keys_parameter_name} --with-decryption --query Parameter.Value --output text | cut -d, -f1)\" ${local.api_endpoint}/v1/models"
   }
 }
 

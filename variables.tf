@@ -1,4 +1,7 @@
 # Every knob of the deployment. terraform.tfvars.example shows them all, commented.
+# This file is the one place of each default and validation of what a user sets: the
+# modules take these values as typed inputs and do not check them again (see
+# docs/DEVELOPMENT.md "One source of truth").
 
 # --- general --------------------------------------------------------------------------------
 
@@ -56,13 +59,13 @@ variable "vpc_cidr" {
 }
 
 variable "az_count" {
-  description = "Number of availability zones with a public subnet (the instance uses the first)."
+  description = "Number of availability zones with a public subnet, taken from the zones that offer the instance type (the instance uses the first of them)."
   type        = number
   default     = 2
 }
 
 variable "availability_zones" {
-  description = "Explicit availability zones. Empty: the first az_count zones of the region are looked up."
+  description = "Explicit availability zones. Empty: the first az_count zones of the region that offer the instance type are looked up. Given: the instance runs in the first of them that offers its type."
   type        = list(string)
   default     = []
   nullable    = false
@@ -81,7 +84,7 @@ variable "enable_nat_gateway" {
 }
 
 variable "allowed_cidr_blocks" {
-  description = "IPv4 CIDR blocks that may reach the API on ports 80/443. Port 80 must stay open to the internet for Let's Encrypt's HTTP-01 challenge when enable_https is on; the API itself always requires a key."
+  description = "IPv4 CIDR blocks that may reach the API on ports 80/443. Port 80 must stay open to the internet for Let's Encrypt's HTTP-01 challenge when enable_https is on; the API itself always requires a key. Without HTTPS, blocks wider than /16 (such as the default 0.0.0.0/0) need allow_plaintext_http = true."
   type        = list(string)
   default     = ["0.0.0.0/0"]
   nullable    = false
@@ -90,6 +93,12 @@ variable "allowed_cidr_blocks" {
     condition     = alltrue([for cidr in var.allowed_cidr_blocks : can(cidrhost(cidr, 0))])
     error_message = "allowed_cidr_blocks must contain IPv4 CIDR blocks such as 203.0.113.0/24."
   }
+}
+
+variable "allow_plaintext_http" {
+  description = "Serve the API over plain HTTP to wide-open allowed_cidr_blocks (a block shorter than /16, e.g. 0.0.0.0/0) without HTTPS: the API key and every prompt cross the internet in clear text. False (default): refused at plan time; use HTTPS (domain_name, acme_email, enable_https) or narrow allowed_cidr_blocks instead."
+  type        = bool
+  default     = false
 }
 
 variable "ssh_cidr_blocks" {
@@ -128,18 +137,33 @@ variable "ami_id" {
   description = "Explicit AMI ID. Null: the latest Deep Learning Base OSS NVIDIA AMI (GPU) or Ubuntu 22.04 (CPU) from SSM public parameters. A plain Ubuntu AMI on a GPU instance gets the driver installed and the kernel pinned."
   type        = string
   default     = null
+
+  validation {
+    condition     = var.ami_id == null || can(regex("^ami-[0-9a-f]{8,17}$", var.ami_id))
+    error_message = "ami_id must look like ami-0123456789abcdef0 or be null."
+  }
 }
 
 variable "root_volume_size" {
-  description = "Root volume size in GiB (OS and container images)."
+  description = "Root volume size in GiB (OS and container images: the vLLM image alone is ~10 GiB)."
   type        = number
   default     = 100
+
+  validation {
+    condition     = var.root_volume_size >= 30
+    error_message = "root_volume_size must be at least 30 GiB."
+  }
 }
 
 variable "data_volume_size" {
   description = "Size in GiB of the model cache volume (/opt/models). It survives instance replacement, so weights are downloaded once."
   type        = number
   default     = 200
+
+  validation {
+    condition     = var.data_volume_size >= 10
+    error_message = "data_volume_size must be at least 10 GiB."
+  }
 }
 
 variable "key_name" {
@@ -149,9 +173,14 @@ variable "key_name" {
 }
 
 variable "instance_version" {
-  description = "Bump to replace the instance in a controlled way (create before destroy; the Elastic IP and the data volume move over)."
+  description = "Bump to replace the instance: the old one is stopped and loses its data volume and Elastic IP first, the new one is launched and gets both, then the old one is terminated (downtime until the new one is ready; see docs/OPERATIONS.md, Replacing the instance)."
   type        = number
   default     = 1
+
+  validation {
+    condition     = var.instance_version >= 1 && floor(var.instance_version) == var.instance_version
+    error_message = "instance_version must be a whole number >= 1."
+  }
 }
 
 # --- model (vLLM) ---------------------------------------------------------------------------
@@ -160,12 +189,22 @@ variable "model_id" {
   description = "Hugging Face model id served by vLLM."
   type        = string
   default     = "Qwen/Qwen2.5-7B-Instruct"
+
+  validation {
+    condition     = can(regex("^[A-Za-z0-9][A-Za-z0-9._/-]*$", var.model_id))
+    error_message = "model_id must be a Hugging Face model id such as Qwen/Qwen2.5-7B-Instruct."
+  }
 }
 
 variable "max_model_len" {
   description = "Maximum context length (prompt + completion tokens) vLLM allocates for."
   type        = number
   default     = 8192
+
+  validation {
+    condition     = var.max_model_len >= 256 && floor(var.max_model_len) == var.max_model_len
+    error_message = "max_model_len must be a whole number >= 256."
+  }
 }
 
 variable "gpu_memory_utilization" {
@@ -191,15 +230,27 @@ variable "tensor_parallel_size" {
 }
 
 variable "vllm_image" {
-  description = "vLLM container image for GPU instances, pinned to a version tag."
+  description = "vLLM container image for GPU instances, pinned to a tag or digest. Null: vllm/vllm-openai at the release in modules/ec2/vllm.version (the one the integration tests run)."
   type        = string
-  default     = "vllm/vllm-openai:v0.10.2"
+  default     = null
+
+  # The image_uri pattern (Docker's reference grammar), and no :latest.
+  validation {
+    condition     = var.vllm_image == null || (can(regex("^(?:(?:localhost(?::[0-9]+)?|(?:[A-Za-z0-9]|[A-Za-z0-9][A-Za-z0-9-]*[A-Za-z0-9])(?:\\.(?:[A-Za-z0-9]|[A-Za-z0-9][A-Za-z0-9-]*[A-Za-z0-9]))+(?::[0-9]+)?|(?:[A-Za-z0-9]|[A-Za-z0-9][A-Za-z0-9-]*[A-Za-z0-9]):[0-9]+|\\[[0-9A-Fa-f:]+\\](?::[0-9]+)?)/)?[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}(?:@[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9A-Fa-f]{32,})?|@[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9A-Fa-f]{32,})$", coalesce(var.vllm_image, "-"))) && !endswith(coalesce(var.vllm_image, "-"), ":latest"))
+    error_message = "vllm_image must be an image reference pinned to a tag other than latest or to a digest, [registry[:port]/]path:tag or ...@sha256:<hex>, e.g. vllm/vllm-openai:v<release>, or null for the release in modules/ec2/vllm.version."
+  }
 }
 
 variable "vllm_cpu_image" {
-  description = "vLLM container image for CPU instances (use_gpu = false), pinned to a version tag."
+  description = "vLLM container image for CPU instances (use_gpu = false), pinned to a tag or digest. Null: vLLM's CPU release image (x86_64 or arm64, after the instance type) at the release in modules/ec2/vllm.version."
   type        = string
-  default     = "public.ecr.aws/q9t5s3a7/vllm-cpu-release-repo:v0.10.2"
+  default     = null
+
+  # The image_uri pattern (Docker's reference grammar), and no :latest.
+  validation {
+    condition     = var.vllm_cpu_image == null || (can(regex("^(?:(?:localhost(?::[0-9]+)?|(?:[A-Za-z0-9]|[A-Za-z0-9][A-Za-z0-9-]*[A-Za-z0-9])(?:\\.(?:[A-Za-z0-9]|[A-Za-z0-9][A-Za-z0-9-]*[A-Za-z0-9]))+(?::[0-9]+)?|(?:[A-Za-z0-9]|[A-Za-z0-9][A-Za-z0-9-]*[A-Za-z0-9]):[0-9]+|\\[[0-9A-Fa-f:]+\\](?::[0-9]+)?)/)?[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}(?:@[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9A-Fa-f]{32,})?|@[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9A-Fa-f]{32,})$", coalesce(var.vllm_cpu_image, "-"))) && !endswith(coalesce(var.vllm_cpu_image, "-"), ":latest"))
+    error_message = "vllm_cpu_image must be an image reference pinned to a tag other than latest or to a digest, [registry[:port]/]path:tag or ...@sha256:<hex>, e.g. public.ecr.aws/q9t5s3a7/vllm-cpu-release-repo:v<release>, or null for the release in modules/ec2/vllm.version."
+  }
 }
 
 variable "extra_vllm_args" {
@@ -207,26 +258,46 @@ variable "extra_vllm_args" {
   type        = list(string)
   default     = []
   nullable    = false
+
+  validation {
+    condition     = alltrue([for arg in var.extra_vllm_args : can(regex("^[A-Za-z0-9_./:=,@+-]+$", arg))])
+    error_message = "extra_vllm_args entries may contain only letters, digits and _./:=,@+- (one argument per entry, no spaces or quotes), e.g. [\"--enable-prefix-caching\", \"--max-num-seqs=64\"]."
+  }
 }
 
 variable "vllm_startup_timeout" {
   description = "Seconds the first vLLM start may take (image pull, weight download, load) before the proxy gives up waiting and the watchdog starts judging it."
   type        = number
   default     = 3600
+
+  validation {
+    condition     = var.vllm_startup_timeout >= 60
+    error_message = "vllm_startup_timeout must be at least 60 seconds."
+  }
 }
 
 # --- secrets (SSM parameter names only; values never pass through Terraform) -----------------
 
 variable "hf_token_parameter_name" {
-  description = "SSM SecureString parameter with the Hugging Face token (needed for gated models; create it with `aws ssm put-parameter`)."
+  description = "SSM SecureString parameter with the Hugging Face token (needed for gated models; create it with `aws ssm put-parameter`). Null: /<name>-<environment>/hf_token, one per deployment."
   type        = string
-  default     = "/inference/hf_token"
+  default     = null
+
+  validation {
+    condition     = var.hf_token_parameter_name == null || can(regex("^/[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$", coalesce(var.hf_token_parameter_name, "-")))
+    error_message = "hf_token_parameter_name must be an SSM parameter path such as /llm-dev/hf_token, or null."
+  }
 }
 
 variable "api_keys_parameter_name" {
-  description = "SSM SecureString parameter with the proxy's API keys, comma-separated. Missing at first boot: the instance creates it with one random key (see the api_key_command output)."
+  description = "SSM SecureString parameter with the proxy's API keys, comma-separated. Missing at first boot: the instance creates it with one random key (see the api_key_command output). Null: /<name>-<environment>/api_keys, one per deployment."
   type        = string
-  default     = "/inference/api_keys"
+  default     = null
+
+  validation {
+    condition     = var.api_keys_parameter_name == null || can(regex("^/[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$", coalesce(var.api_keys_parameter_name, "-")))
+    error_message = "api_keys_parameter_name must be an SSM parameter path such as /llm-dev/api_keys, or null."
+  }
 }
 
 # --- proxy and timeouts ---------------------------------------------------------------------
@@ -268,12 +339,22 @@ variable "proxy_max_concurrency" {
   description = "Requests the proxy serves at once; beyond it clients get 429 with Retry-After."
   type        = number
   default     = 256
+
+  validation {
+    condition     = var.proxy_max_concurrency >= 1
+    error_message = "proxy_max_concurrency must be at least 1."
+  }
 }
 
 variable "proxy_max_body_bytes" {
   description = "Largest request body in bytes (larger ones get 413)."
   type        = number
   default     = 10485760
+
+  validation {
+    condition     = var.proxy_max_body_bytes >= 1024
+    error_message = "proxy_max_body_bytes must be at least 1024."
+  }
 }
 
 # --- DNS and HTTPS --------------------------------------------------------------------------
@@ -307,6 +388,12 @@ variable "route53_zone_id" {
   default     = null
 }
 
+variable "route53_allow_overwrite" {
+  description = "Let Terraform take over an A record of the same name that already exists in the zone (and delete it on destroy). False (default): an existing record makes the apply fail instead of being replaced silently."
+  type        = bool
+  default     = false
+}
+
 variable "route53_zone_name" {
   description = "Name of the hosted zone to look up when route53_zone_id is null. Null: domain_name."
   type        = string
@@ -334,6 +421,11 @@ variable "acme_server" {
   description = "ACME directory URL. Use https://acme-staging-v02.api.letsencrypt.org/directory while testing to avoid rate limits."
   type        = string
   default     = "https://acme-v02.api.letsencrypt.org/directory"
+
+  validation {
+    condition     = startswith(var.acme_server, "https://")
+    error_message = "acme_server must be an https:// ACME directory URL."
+  }
 }
 
 # --- image ----------------------------------------------------------------------------------
@@ -343,9 +435,11 @@ variable "image_uri" {
   type        = string
   default     = null
 
+  # Docker's reference grammar (distribution/reference): [host[:port]/]path[:tag][@digest],
+  # where a host has a dot or a port or is localhost; here a tag or a digest is required.
   validation {
-    condition     = var.image_uri == null || can(regex("^[^\\s:@]+(:[A-Za-z0-9_.-]+|@sha256:[0-9a-f]{64})$", var.image_uri))
-    error_message = "image_uri must name a tag or a digest, e.g. 123456789012.dkr.ecr.us-east-1.amazonaws.com/llm-dev:3f2a9c1 or ...@sha256:<64 hex>."
+    condition     = var.image_uri == null || can(regex("^(?:(?:localhost(?::[0-9]+)?|(?:[A-Za-z0-9]|[A-Za-z0-9][A-Za-z0-9-]*[A-Za-z0-9])(?:\\.(?:[A-Za-z0-9]|[A-Za-z0-9][A-Za-z0-9-]*[A-Za-z0-9]))+(?::[0-9]+)?|(?:[A-Za-z0-9]|[A-Za-z0-9][A-Za-z0-9-]*[A-Za-z0-9]):[0-9]+|\\[[0-9A-Fa-f:]+\\](?::[0-9]+)?)/)?[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}(?:@[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9A-Fa-f]{32,})?|@[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9A-Fa-f]{32,})$", var.image_uri))
+    error_message = "image_uri must be an image reference with a tag or a digest, [registry[:port]/]path:tag or ...@sha256:<hex>, e.g. 123456789012.dkr.ecr.us-east-1.amazonaws.com/llm-dev:3f2a9c1 or registry.example.com:5000/team/proxy:1.2."
   }
 }
 

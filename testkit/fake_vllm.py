@@ -6,10 +6,17 @@ controls exactly what goes on the wire and sees exactly when its client goes awa
   `finish_reason`, a usage chunk when `stream_options.include_usage` is set, `[DONE]`.
 * Every request is recorded (`FakeVLLM.records`): headers, body, tokens sent, and
   whether and when the client disconnected before the response ended.
+* Every answer carries the identity of the request it answers: the `id` of a completion,
+  of each stream chunk and of an embedding list is `cmpl-<X-Request-ID>` (the proxy sends
+  one with every request; without it, `cmpl-fake-<n>` by arrival). A proxy that handed
+  one client another client's response fails the tests that check it.
 * Per request, a `"fake"` object in the JSON body steers it (the proxy forwards bodies
   untouched): `{"ttft": s, "tps": n, "die_after": n, "status": code, "delay": s}`;
   `die_after` aborts the TCP connection after n tokens (upstream dying mid-stream),
   `status` answers a vLLM-shaped error. The token count is max_tokens (default 16).
+* Bodies above 1 MiB are answered with vLLM's 400 for a prompt longer than the model's
+  context, without being parsed (vLLM would refuse that many tokens for this model), so
+  that large-body tests do not stall the fake's own event loop.
 * `close_after_response=True` closes every keep-alive connection right after a response
   without saying so (no `Connection: close`), as llama.cpp's server does;
   `drop_reused_connections=True` is the same server losing the race: it closes a
@@ -38,6 +45,9 @@ from typing import Any
 MODEL = "fake-org/Fake-Model-8B-Instruct"
 DEFAULT_TOKENS = 16
 MAX_HEADER_BYTES = 64 * 1024
+LARGE_BODY_BYTES = 1024 * 1024
+FINGERPRINT = "fake-vllm-0.0.0"
+_ID = "\x00ID\x00"  # where a response's id goes in a precomputed event
 
 
 @dataclass
@@ -53,6 +63,13 @@ class RequestRecord:
     tokens_sent: int = 0
     client_gone: bool = False
     client_gone_at: float | None = None
+    number: int = 0
+
+    @property
+    def response_id(self) -> str:
+        """The `id` of the answer: `cmpl-` + the request's X-Request-ID."""
+        given = self.headers.get("x-request-id")
+        return "cmpl-" + (given if given else f"fake-{self.number}")
 
     @property
     def json(self) -> Any:
@@ -141,6 +158,8 @@ class _Connection(asyncio.Protocol):
         self.served += 1
         path = target.split("?", 1)[0]
         record = RequestRecord(method, path, headers, body, self.number)
+        self.server.requests_seen += 1
+        record.number = self.server.requests_seen
         self.record = record
         self.server.records.append(record)
         self.task = asyncio.ensure_future(self._handle(record))
@@ -195,13 +214,14 @@ class FakeVLLM:
         self.close_after_response = close_after_response
         self.drop_reused_connections = drop_reused_connections
         self.dropped = 0
+        self.requests_seen = 0
         self.open_connections: set[_Connection] = set()
         self.records: list[RequestRecord] = []
         self.connections = 0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._server: asyncio.Server | None = None
         self._thread: threading.Thread | None = None
-        self._stream_cache: dict[tuple[str, int], list[bytes]] = {}
+        self._stream_cache: dict[tuple[str, int], list[tuple[bytes, bytes]]] = {}
 
     @property
     def url(self) -> str:
@@ -307,6 +327,16 @@ class FakeVLLM:
         if record.method != "POST":
             conn.write_response(405, b'{"detail":"Method Not Allowed"}')
             return
+        if len(record.body) > LARGE_BODY_BYTES:
+            conn.write_response(
+                *_error(
+                    400,
+                    "This model's maximum context length is 2048 tokens. However, you "
+                    f"requested about {len(record.body) // 4} tokens in the messages.",
+                    "BadRequestError",
+                )
+            )
+            return
         try:
             body = json.loads(record.body)
         except (ValueError, RecursionError) as exc:
@@ -333,11 +363,9 @@ class FakeVLLM:
             await asyncio.sleep(float(fake.get("delay", 0)))
             data = [{"object": "embedding", "index": 0, "embedding": [0.25] * 8}]
             usage = {"prompt_tokens": 3, "total_tokens": 3}
+            answer = {"id": record.response_id, "object": "list", "data": data}
             conn.write_response(
-                200,
-                json.dumps(
-                    {"object": "list", "data": data, "model": self.model, "usage": usage}
-                ).encode(),
+                200, json.dumps({**answer, "model": self.model, "usage": usage}).encode()
             )
             return
         await self._generate(conn, record, body, fake)
@@ -363,8 +391,13 @@ class FakeVLLM:
             return _error(400, "stream must be a boolean", "BadRequestError", "stream")
         return None
 
-    def stream_chunks(self, path: str, tokens: int) -> list[bytes]:
-        """The token events of a stream, precomputed once per (route, length)."""
+    def stream_chunks(self, path: str, tokens: int, response_id: str) -> list[bytes]:
+        """The token events of a stream (each an HTTP chunk), precomputed once per (route,
+        length) with a hole for the response's id."""
+        rid = json.dumps(response_id)[1:-1].encode()
+        return [_chunk(prefix + rid + suffix) for prefix, suffix in self._templates(path, tokens)]
+
+    def _templates(self, path: str, tokens: int) -> list[tuple[bytes, bytes]]:
         key = (path, tokens)
         if key not in self._stream_cache:
             chat = path == "/v1/chat/completions"
@@ -379,19 +412,17 @@ class FakeVLLM:
                     }
                 else:
                     choice = {"index": 0, "text": f"t{i} ", "logprobs": None, "finish_reason": None}
-                events.append(
-                    _chunk(
-                        _sse(
-                            {
-                                "id": "cmpl-fake",
-                                "object": "chat.completion.chunk" if chat else "text_completion",
-                                "created": 1700000000,
-                                "model": self.model,
-                                "choices": [choice],
-                            }
-                        )
-                    )
+                event = _sse(
+                    {
+                        "id": _ID,
+                        "object": "chat.completion.chunk" if chat else "text_completion",
+                        "created": 1700000000,
+                        "model": self.model,
+                        "choices": [choice],
+                    }
                 )
+                prefix, _, suffix = event.partition(json.dumps(_ID)[1:-1].encode())
+                events.append((prefix, suffix))
             self._stream_cache[key] = events
         return self._stream_cache[key]
 
@@ -422,7 +453,7 @@ class FakeVLLM:
                 200,
                 json.dumps(
                     {
-                        "id": "cmpl-fake",
+                        "id": record.response_id,
                         "object": "chat.completion" if chat else "text_completion",
                         "created": int(time.time()),
                         "model": self.model,
@@ -436,7 +467,7 @@ class FakeVLLM:
             b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream; charset=utf-8\r\n"
             b"transfer-encoding: chunked\r\nserver: fake-vllm\r\n\r\n"
         )
-        events = self.stream_chunks(record.path, tokens)
+        events = self.stream_chunks(record.path, tokens, record.response_id)
         # Paced relative to the previous token (not to a schedule): a late token is not
         # followed by a burst of catch-up writes that a reader could see merged.
         if ttft > 0:
@@ -457,28 +488,35 @@ class FakeVLLM:
             if chat
             else {"index": 0, "text": "", "logprobs": None, "finish_reason": "length"}
         )
-        tail = _sse(
-            {
-                "id": "cmpl-fake",
-                "object": "chat.completion.chunk" if chat else "text_completion",
-                "created": 1700000000,
-                "model": self.model,
-                "choices": [last],
-            }
-        )
         options = body.get("stream_options")
-        if isinstance(options, dict) and options.get("include_usage"):
-            tail += _sse(
-                {
-                    "id": "cmpl-fake",
-                    "object": "chat.completion.chunk" if chat else "text_completion",
-                    "created": 1700000000,
-                    "model": self.model,
-                    "choices": [],
-                    "usage": usage,
-                }
+        include_usage = isinstance(options, dict) and options.get("include_usage") is True
+        terminal: dict[str, Any] = {
+            "id": record.response_id,
+            "object": "chat.completion.chunk" if chat else "text_completion",
+            "created": 1700000000,
+            "model": self.model,
+            "choices": [last],
+        }
+        # As vLLM does: the fingerprint goes on the last message, which is the usage
+        # event when usage was asked for, else the chunk that carries finish_reason.
+        if not include_usage:
+            terminal["system_fingerprint"] = FINGERPRINT
+        tail = _chunk(_sse(terminal))
+        if include_usage:
+            tail += _chunk(
+                _sse(
+                    {
+                        "id": record.response_id,
+                        "object": "chat.completion.chunk" if chat else "text_completion",
+                        "created": 1700000000,
+                        "model": self.model,
+                        "choices": [],
+                        "usage": usage,
+                        "system_fingerprint": FINGERPRINT,
+                    }
+                )
             )
-        conn.write(_chunk(tail) + _chunk(b"data: [DONE]\n\n") + b"0\r\n\r\n")
+        conn.write(tail + _chunk(b"data: [DONE]\n\n") + b"0\r\n\r\n")
 
 
 def main() -> None:

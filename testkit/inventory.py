@@ -1,159 +1,160 @@
-"""Plan a module case and summarize it; check or regenerate its inventory.
+"""Module test cases and their inventories: what a plan must contain, written so that a
+reviewer reads what each case decides, and regenerated with one command.
 
-A module's tests live in tests/modules/<module>/: `tftest.yaml` names the cases, each case
-is `<case>.tfvars` plus a `<case>.yaml` inventory with three optional sections:
+A module's tests live in tests/modules/<module>/. `tftest.yaml` names the cases:
 
-    values:   {address: {attribute: value}}   a subset: listed keys must match
-    counts:   {resource type: n, resources: n, modules: n}   exact
-    outputs:  {name: value}                   a subset of the module's outputs
+    module: modules/ec2            # default modules/<dir name>; "." = the root module
+    common: common.yaml            # optional: what every case plans alike is written there
+    exclude:                       # optional: left out of every inventory, with the reason
+      "module.build[0].*": hashes app/, changes with every edit of the proxy
+    focus:                         # optional: every inventory holds only these
+      "aws_instance.this": [instance_type, metadata_options]
+      "aws_s3_object.script[*]": [key]
+    tests:
+      multi_gpu:
+        description: one line on what the case is about (written into its inventory)
+        module: examples/x         # optional: this case plans another module
+        focus:                     # added to the focus above, for this case only
+          'aws_s3_object.script["vllm.service"]': [content]
+        tfvars: [a.tfvars]         # optional, default <case>.tfvars
+        inventory: [a.yaml]        # optional, default [common.yaml,] <case>.yaml
 
-Unknown values (known after apply) appear as the string "(known after apply)".
+Address patterns are literal except `*` (any text). A focus lists attribute names, `"*"`
+for all, `"-name"` to leave one out; without any focus an inventory holds every known
+value. Outputs are always written (they are what a user reads), unless `exclude` names
+them as `output.<name>`.
 
-    python -m testkit.inventory tests/modules/ecr/tftest.yaml defaults   # rewrite one case
-    python -m testkit.inventory tests/modules/ecr/tftest.yaml            # rewrite every case
+An inventory (`<case>.yaml`, merged with `common.yaml` when the spec has one) has three
+sections: `values` (address -> attributes; a subset, lists element by element), `counts`
+(per resource type plus `resources` and `modules`; exact) and `outputs` (a subset). The
+generator writes known values only: unknowns ("known after apply"), nulls and empty
+collections are left out, and so is whatever `exclude` names.
+
+    python -m testkit.inventory tests/modules/root/tftest.yaml              # every case
+    python -m testkit.inventory tests/modules/root/tftest.yaml multi_gpu    # one case
+    python -m testkit.inventory tests/modules                               # every spec
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
+import re
 import sys
 import tempfile
-from collections import Counter
-from collections.abc import Mapping, Sequence
+import textwrap
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from tools import terraform
+from testkit.plans import UNKNOWN, Planner, PlanSummary
+
+__all__ = [
+    "UNKNOWN",
+    "Case",
+    "PlanSummary",
+    "Planner",
+    "Spec",
+    "check_inventory",
+    "load_cases",
+    "load_spec",
+]
 
 ROOT = Path(__file__).resolve().parent.parent
-UNKNOWN = "(known after apply)"
-
-
-@dataclass
-class PlanSummary:
-    """What a plan proposes: values per resource address, counts, outputs, the raw JSON."""
-
-    values: dict[str, Any]
-    counts: dict[str, int]
-    outputs: dict[str, Any]
-    raw: dict[str, Any] = field(repr=False)
+SECTIONS = ("values", "counts", "outputs")
+Focus = dict[str, list[str]]
 
 
 @dataclass(frozen=True)
 class Case:
-    """One case of a tftest.yaml: the module it plans and its files."""
+    """One case of a tftest.yaml: the module it plans, its files and its focus."""
 
     name: str
     module: Path
     tfvars: tuple[Path, ...]
     inventories: tuple[Path, ...]
     spec: Path
+    description: str = ""
+    focus: Focus = field(default_factory=dict)
+    common: bool = False
+
+    @property
+    def inventory(self) -> Path:
+        """The case's own inventory file (the generator writes it)."""
+        return self.inventories[-1]
 
     def regenerate_command(self) -> str:
         spec = os.path.relpath(self.spec, ROOT)
-        return f".venv/bin/python -m testkit.inventory {spec} {self.name}"
+        # With a common.yaml, one case's plan may change what is common: regenerate all.
+        suffix = "" if self.common else f" {self.name}"
+        return f".venv/bin/python -m testkit.inventory {spec}{suffix}"
 
 
-def load_cases(spec: Path) -> list[Case]:
-    """The cases a tftest.yaml names. `module` defaults to modules/<dir name>; a case may
-    list `tfvars` and `inventory` files (default <case>.tfvars and <case>.yaml)."""
-    data = yaml.safe_load(spec.read_text()) or {}
-    base = spec.parent
+@dataclass(frozen=True)
+class Spec:
+    """A tftest.yaml: its cases and what their inventories hold."""
+
+    path: Path
+    module: Path
+    cases: tuple[Case, ...]
+    common: Path | None
+    exclude: dict[str, str]
+    focus: Focus
+
+    def regenerate_command(self) -> str:
+        return f".venv/bin/python -m testkit.inventory {os.path.relpath(self.path, ROOT)}"
+
+
+def _focus(raw: Any, where: str) -> Focus:
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict) or not all(isinstance(v, list | str) for v in raw.values()):
+        raise ValueError(f"{where}: focus must map address patterns to attribute lists")
+    return {str(k): [v] if isinstance(v, str) else [str(a) for a in v] for k, v in raw.items()}
+
+
+def load_spec(path: Path) -> Spec:
+    data = yaml.safe_load(path.read_text()) or {}
+    unknown = set(data) - {"module", "common", "exclude", "focus", "tests"}
+    if unknown:
+        raise ValueError(f"{path}: unknown keys {sorted(unknown)}")
+    base = path.parent
     module = ROOT / data.get("module", f"modules/{base.name}")
+    common = base / data["common"] if data.get("common") else None
+    spec_focus = _focus(data.get("focus"), str(path))
     cases = []
     for name, options in (data.get("tests") or {}).items():
         options = options or {}
-        tfvars = tuple(base / f for f in options.get("tfvars", [f"{name}.tfvars"]))
-        inventories = tuple(base / f for f in options.get("inventory", [f"{name}.yaml"]))
-        cases.append(Case(name=name, module=module, tfvars=tfvars, inventories=inventories,
-                          spec=spec))
-    return cases
+        default_inventories = [*([common.name] if common else []), f"{name}.yaml"]
+        case_focus = _focus(options.get("focus"), f"{path}: {name}")
+        cases.append(Case(
+            name=name, module=ROOT / options["module"] if "module" in options else module,
+            spec=path,
+            tfvars=tuple(base / f for f in options.get("tfvars", [f"{name}.tfvars"])),
+            inventories=tuple(base / f for f in options.get("inventory", default_inventories)),
+            description=str(options.get("description") or ""),
+            focus=_merge_focus(spec_focus, case_focus) if case_focus else spec_focus,
+            common=common is not None))
+    return Spec(path=path, module=module, cases=tuple(cases), common=common,
+                exclude={str(k): str(v) for k, v in (data.get("exclude") or {}).items()},
+                focus=spec_focus)
 
 
-# --------------------------------------------------------------------------- planning
+def load_cases(spec: Path) -> list[Case]:
+    return list(load_spec(spec).cases)
 
 
-class Planner:
-    """Plans modules in place; each module is initialised once into its own data dir."""
-
-    def __init__(self, workdir: Path, env: Mapping[str, str] | None = None) -> None:
-        self.workdir = workdir
-        self.env = dict(env) if env is not None else terraform.terraform_env()
-        self._initialised: dict[Path, dict[str, str]] = {}
-
-    def _module_env(self, module: Path) -> dict[str, str]:
-        module = module.resolve()
-        if module not in self._initialised:
-            data_dir = self.workdir / f"data-{len(self._initialised)}-{module.name}"
-            env = {**self.env, "TF_DATA_DIR": str(data_dir)}
-            if terraform.uses_standin(env):
-                terraform.forget_stale_lock(module)
-            terraform.run(["init", "-input=false", "-no-color"], cwd=module, env=env)
-            self._initialised[module] = env
-        return self._initialised[module]
-
-    def plan(self, module: Path, tf_var_files: Sequence[str | Path] = (),
-             tf_vars: Mapping[str, Any] | None = None) -> PlanSummary:
-        env = self._module_env(module)
-        with tempfile.TemporaryDirectory(dir=self.workdir) as scratch:
-            args = ["plan", "-input=false", "-no-color", "-lock=false", "-refresh=false",
-                    f"-out={scratch}/plan"]
-            args += [f"-var-file={Path(f).resolve()}" for f in tf_var_files]
-            if tf_vars:
-                extra = Path(scratch) / "vars.tfvars.json"
-                extra.write_text(json.dumps(tf_vars))
-                args.append(f"-var-file={extra}")
-            terraform.run(args, cwd=module, env=env)
-            shown = terraform.run(["show", "-json", "-no-color", f"{scratch}/plan"],
-                                  cwd=module, env=env)
-        return summarize(json.loads(shown.stdout))
+def _merge_focus(first: Focus, second: Focus) -> Focus:
+    merged = {k: list(v) for k, v in first.items()}
+    for pattern, attributes in second.items():
+        merged[pattern] = [*merged.get(pattern, []), *attributes]
+    return merged
 
 
-def _merge_unknown(value: Any, unknown: Any) -> Any:
-    if unknown is True:
-        return UNKNOWN
-    if isinstance(value, dict):
-        marks = unknown if isinstance(unknown, dict) else {}
-        merged = {k: _merge_unknown(v, marks.get(k)) for k, v in value.items()}
-        for key, mark in marks.items():
-            if key not in merged:
-                merged[key] = _merge_unknown(None, mark)
-        return merged
-    if isinstance(value, list):
-        items = unknown if isinstance(unknown, list) else []
-        return [_merge_unknown(v, items[i] if i < len(items) else None)
-                for i, v in enumerate(value)]
-    return value
-
-
-def summarize(plan: dict[str, Any]) -> PlanSummary:
-    """Values (after the plan, unknowns marked), counts and outputs of a `show -json` plan."""
-    values: dict[str, Any] = {}
-    counts: Counter[str] = Counter()
-    modules: set[str] = set()
-    for change in plan.get("resource_changes", []):
-        if change.get("mode") != "managed" or change["change"]["actions"] == ["delete"]:
-            continue
-        after = change["change"].get("after") or {}
-        values[change["address"]] = _merge_unknown(after, change["change"].get("after_unknown"))
-        counts[change["type"]] += 1
-        counts["resources"] += 1
-        if change.get("module_address"):
-            modules.add(change["module_address"])
-    if modules:
-        counts["modules"] = len(modules)
-    outputs: dict[str, Any] = {}
-    for name, change in (plan.get("output_changes") or {}).items():
-        outputs[name] = _merge_unknown(change.get("after"), change.get("after_unknown"))
-    return PlanSummary(values=values, counts=dict(counts), outputs=outputs, raw=plan)
-
-
-# --------------------------------------------------------------------------- inventories
+# --------------------------------------------------------------------------- checking
 
 
 def _subset_errors(expected: Any, actual: Any, where: str) -> list[str]:
@@ -179,10 +180,26 @@ def _subset_errors(expected: Any, actual: Any, where: str) -> list[str]:
     return []
 
 
+def merge_inventories(inventories: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+    """One inventory from several (common.yaml + the case's): values merged per address."""
+    merged: dict[str, Any] = {}
+    for inventory in inventories:
+        for section, content in inventory.items():
+            target = merged.setdefault(section, {})
+            if not isinstance(content, dict):
+                target.update({"": content})  # reported as a malformed section below
+                continue
+            for key, value in content.items():
+                if section == "values" and isinstance(value, dict):
+                    target.setdefault(key, {}).update(value)
+                else:
+                    target[key] = value
+    return merged
+
+
 def check_inventory(summary: PlanSummary, inventory: Mapping[str, Any]) -> list[str]:
     """Every difference between a plan summary and an inventory (empty when it matches)."""
-    unknown_sections = set(inventory) - {"values", "counts", "outputs"}
-    errors = [f"unknown inventory section {s!r}" for s in sorted(unknown_sections)]
+    errors = [f"unknown inventory section {s!r}" for s in sorted(set(inventory) - set(SECTIONS))]
     for address, expected in (inventory.get("values") or {}).items():
         if address not in summary.values:
             errors.append(f"values: {address} is not in the plan")
@@ -194,8 +211,7 @@ def check_inventory(summary: PlanSummary, inventory: Mapping[str, Any]) -> list[
             if summary.counts.get(kind, 0) != number:
                 errors.append(f"counts.{kind}: expected {number}, plan has "
                               f"{summary.counts.get(kind, 0)}")
-        extra = set(summary.counts) - set(counts)
-        for kind in sorted(extra):
+        for kind in sorted(set(summary.counts) - set(counts)):
             errors.append(f"counts.{kind}: plan has {summary.counts[kind]}, inventory none")
     for name, expected in (inventory.get("outputs") or {}).items():
         if name not in summary.outputs:
@@ -205,50 +221,234 @@ def check_inventory(summary: PlanSummary, inventory: Mapping[str, Any]) -> list[
     return errors
 
 
-def _prune(value: Any) -> Any:
-    """Drop nulls and empty collections (an inventory lists what a case sets)."""
+def read_inventories(paths: Iterable[Path]) -> tuple[dict[str, Any], list[str]]:
+    """The merged inventory of `paths`, and the files that are missing."""
+    found, missing = [], []
+    for path in paths:
+        if path.exists():
+            found.append(yaml.safe_load(path.read_text()) or {})
+        else:
+            missing.append(f"{path.name}: missing inventory file")
+    return merge_inventories(found), missing
+
+
+def check_case(case: Case, summary: PlanSummary) -> list[str]:
+    inventory, errors = read_inventories(case.inventories)
+    return errors + check_inventory(summary, inventory)
+
+
+# --------------------------------------------------------------------------- writing
+
+_DROP = object()
+
+
+def _known(value: Any) -> Any:
+    """The value without unknowns, nulls and empty collections (_DROP when nothing is left,
+    or when a list has an unknown element: lists are compared element by element)."""
+    if value is None or value == UNKNOWN:
+        return _DROP
     if isinstance(value, dict):
-        pruned = {k: _prune(v) for k, v in sorted(value.items())}
-        return {k: v for k, v in pruned.items() if v not in (None, {}, [])}
+        kept = {k: _known(v) for k, v in sorted(value.items())}
+        kept = {k: v for k, v in kept.items() if v is not _DROP}
+        return kept or _DROP
     if isinstance(value, list):
-        return [_prune(v) for v in value]
+        items = [_known(v) for v in value]
+        if any(i is _DROP and not isinstance(v, dict) for i, v in zip(items, value, strict=True)):
+            return _DROP
+        items = [{} if i is _DROP else i for i in items]
+        return items or _DROP
     return value
 
 
-def inventory_of(summary: PlanSummary) -> dict[str, Any]:
-    return {
-        "values": {address: _prune(v) for address, v in sorted(summary.values.items())},
-        "counts": dict(sorted(summary.counts.items())),
-        "outputs": {name: summary.outputs[name] for name in sorted(summary.outputs)},
-    }
+def _pattern(text: str) -> re.Pattern[str]:
+    return re.compile("".join(".*" if part == "*" else re.escape(part)
+                              for part in re.split(r"(\*)", text)) + r"\Z")
 
 
-def write_inventory(case: Case, summary: PlanSummary) -> Path:
-    target = case.inventories[0]
-    header = (f"# Inventory of case {case.name!r} ({os.path.relpath(case.spec, ROOT)}): values "
-              "are a subset, counts exact.\n# Regenerate: " + case.regenerate_command() + "\n")
-    target.write_text(header + yaml.safe_dump(inventory_of(summary), sort_keys=False,
-                                              width=100))
-    return target
+def _matches(patterns: Iterable[str], address: str) -> list[str]:
+    return [p for p in patterns if _pattern(p).match(address)]
+
+
+def _focused(attributes: dict[str, Any], selectors: list[str]) -> dict[str, Any]:
+    everything = "*" in selectors
+    left_out = {s[1:] for s in selectors if s.startswith("-")}
+    chosen = {s for s in selectors if s != "*" and not s.startswith("-")}
+    return {k: v for k, v in attributes.items()
+            if (everything or k in chosen) and k not in left_out}
+
+
+def inventory_of(summary: PlanSummary, case: Case, exclude: Mapping[str, str]
+                 ) -> dict[str, Any]:
+    """The case's full inventory: known values within its focus, counts, known outputs."""
+    values: dict[str, Any] = {}
+    for address in sorted(summary.values):
+        if _matches(exclude, address):
+            continue
+        attributes = _known(summary.values[address])
+        if attributes is _DROP:
+            continue
+        if case.focus:
+            patterns = _matches(case.focus, address)
+            if not patterns:
+                continue
+            attributes = _focused(attributes, [a for p in patterns for a in case.focus[p]])
+        if attributes:
+            values[address] = attributes
+    outputs = {}
+    for name in sorted(summary.outputs):
+        output = f"output.{name}"
+        if _matches(exclude, output):
+            continue
+        value = _known(summary.outputs[name])
+        if value is not _DROP:
+            outputs[name] = value
+    return {"values": values, "counts": dict(sorted(summary.counts.items())),
+            "outputs": outputs}
+
+
+def common_of(inventories: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """What every inventory holds alike: attributes per address, counts, outputs."""
+    first, rest = inventories[0], inventories[1:]
+    values: dict[str, Any] = {}
+    for address, attributes in first["values"].items():
+        shared = {k: v for k, v in attributes.items()
+                  if all(other["values"].get(address, {}).get(k, _DROP) == v for other in rest)}
+        if shared:
+            values[address] = shared
+    sections: dict[str, Any] = {"values": values}
+    for section in ("counts", "outputs"):
+        sections[section] = {k: v for k, v in first[section].items()
+                             if all(other[section].get(k, _DROP) == v for other in rest)}
+    return sections
+
+
+def without(inventory: Mapping[str, Any], common: Mapping[str, Any]) -> dict[str, Any]:
+    """`inventory` less what `common` already states."""
+    values = {}
+    for address, attributes in inventory["values"].items():
+        shared = (common.get("values") or {}).get(address, {})
+        own = {k: v for k, v in attributes.items() if shared.get(k, _DROP) != v}
+        if own:
+            values[address] = own
+    result: dict[str, Any] = {"values": values}
+    for section in ("counts", "outputs"):
+        shared = common.get(section) or {}
+        result[section] = {k: v for k, v in inventory[section].items()
+                           if shared.get(k, _DROP) != v}
+    return result
+
+
+class _Dumper(yaml.SafeDumper):
+    """Multi-line strings (rendered files) as literal blocks, readable in a diff."""
+
+
+def _str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    style = "|" if "\n" in value else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_Dumper.add_representer(str, _str)
+
+
+def _dump(header: Sequence[str], command: str, inventory: Mapping[str, Any]) -> str:
+    body = {s: inventory[s] for s in SECTIONS if inventory.get(s)}
+    text = yaml.dump(body, Dumper=_Dumper, sort_keys=False, width=4096,
+                     allow_unicode=True) if body else "{}\n"
+    lines = [wrapped for line in header
+             for wrapped in textwrap.wrap(line, 96, subsequent_indent="  ",
+                                          break_on_hyphens=False, break_long_words=False)]
+    lines += ["Regenerate (no hand edits):", f"  {command}"]
+    return "".join(f"# {line}\n" for line in lines) + text
+
+
+def _left_out(spec: Spec) -> list[str]:
+    lines = ["Left out: unknown values (known after apply), nulls and empty collections."]
+    lines += [f"Left out: {pattern}: {reason}" for pattern, reason in spec.exclude.items()]
+    return lines
+
+
+def case_text(spec: Spec, case: Case, inventory: Mapping[str, Any]) -> str:
+    relative = os.path.relpath(spec.path, ROOT)
+    header = [f"Inventory of case {case.name!r} ({relative}): values and outputs are a "
+              "subset, counts exact."]
+    if case.description:
+        header.append(f"The case: {case.description}")
+    if spec.common:
+        header.append(f"Checked together with {spec.common.name}, which holds what every case "
+                      "plans alike.")
+    return _dump([*header, *_left_out(spec)], case.regenerate_command(), inventory)
+
+
+def common_text(spec: Spec, common: Mapping[str, Any]) -> str:
+    header = [f"What every case of {os.path.relpath(spec.path, ROOT)} plans alike; each case's "
+              "inventory adds what it decides.",
+              "Values and outputs are a subset; counts are exact together with the case's.",
+              *_left_out(spec)]
+    return _dump(header, spec.regenerate_command(), common)
+
+
+class CommonOutdated(Exception):
+    """common.yaml no longer holds for a case: every case must be regenerated together."""
+
+
+def generate(spec: Spec, planner: Planner, names: Sequence[str] = ()) -> dict[Path, str]:
+    """{inventory file: its text} for the named cases (all when empty), plus common.yaml
+    when every case is generated. One named case is written against the common.yaml on
+    disk, and refused (CommonOutdated) when its plan contradicts it."""
+    chosen = [c for c in spec.cases if not names or c.name in names]
+    full = {c.name: inventory_of(planner.plan(c.module, c.tfvars), c, spec.exclude)
+            for c in chosen}
+    texts: dict[Path, str] = {}
+    common: dict[str, Any] = {}
+    if spec.common is not None and len(chosen) == len(spec.cases):
+        common = common_of(list(full.values()))
+        texts[spec.common] = common_text(spec, common)
+    elif spec.common is not None:
+        common, _ = read_inventories([spec.common])
+        for case in chosen:
+            stale = without({k: common.get(k) or {} for k in SECTIONS}, full[case.name])
+            listed = [f"{section}.{key}" for section in SECTIONS for key in stale[section]]
+            if listed:
+                raise CommonOutdated(
+                    f"{spec.common.name} no longer holds for case {case.name!r} "
+                    f"({', '.join(listed[:5])}); regenerate every case: "
+                    f"{spec.regenerate_command()}")
+    for case in chosen:
+        texts[case.inventory] = case_text(spec, case, without(full[case.name], common))
+    return texts
+
+
+def specs_under(path: Path) -> list[Path]:
+    return [path] if path.is_file() else sorted(path.rglob("tftest.yaml"))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Regenerate tftest inventories from plans.")
-    parser.add_argument("spec", type=Path, help="tests/modules/<module>/tftest.yaml")
+    parser.add_argument("spec", type=Path,
+                        help="tests/modules/<module>/tftest.yaml, or a folder: every spec in it")
     parser.add_argument("cases", nargs="*", help="case names (default: all)")
     args = parser.parse_args(argv)
-    cases = load_cases(args.spec.resolve())
-    unknown = set(args.cases) - {c.name for c in cases}
-    if unknown:
-        parser.error(f"no such case in {args.spec}: {', '.join(sorted(unknown))}")
+    paths = specs_under(args.spec.resolve())
+    if not paths:
+        parser.error(f"no tftest.yaml at or under {args.spec}")
+    if args.cases and len(paths) > 1:
+        parser.error("name cases only together with one tftest.yaml")
     with tempfile.TemporaryDirectory(prefix="inventory-") as workdir:
         planner = Planner(Path(workdir))
-        for case in cases:
-            if args.cases and case.name not in args.cases:
-                continue
-            summary = planner.plan(case.module, case.tfvars)
-            print(f"wrote {os.path.relpath(write_inventory(case, summary), ROOT)}",
-                  file=sys.stderr)
+        for path in paths:
+            spec = load_spec(path)
+            unknown = set(args.cases) - {c.name for c in spec.cases}
+            if unknown:
+                parser.error(f"no such case in {args.spec}: {', '.join(sorted(unknown))}")
+            try:
+                texts = generate(spec, planner, args.cases)
+            except CommonOutdated as error:
+                print(error, file=sys.stderr)
+                return 1
+            for target, text in texts.items():
+                target.write_text(text)
+                print(f"wrote {os.path.relpath(target, ROOT)} ({len(text.splitlines())} lines)",
+                      file=sys.stderr)
     return 0
 
 

@@ -113,12 +113,15 @@ def start_proxy(
     api_keys: Sequence[str] = (),
     extra_env: Mapping[str, str] | None = None,
 ) -> Service:
-    """Start `python -m inference_proxy` (this interpreter) on 127.0.0.1:`port`."""
+    """Start `python -m inference_proxy` (this interpreter) on 127.0.0.1:`port`; without
+    `api_keys` it serves without auth (PROXY_AUTH_DISABLED: the proxy refuses to start
+    with no key otherwise)."""
     env = {
         "PROXY_UPSTREAM_URL": upstream_url,
         "PROXY_HOST": "127.0.0.1",
         "PROXY_PORT": str(port),
         "PROXY_API_KEYS": ",".join(api_keys),
+        "PROXY_AUTH_DISABLED": "false" if api_keys else "true",
         "PROXY_LOG_FORMAT": "text",
         "PYTHONUNBUFFERED": "1",
         **(extra_env or {}),

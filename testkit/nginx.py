@@ -28,8 +28,9 @@ def nginx_binary() -> str:
     return path
 
 
-def write_nginx_main_config(prefix: Path, site_config: str) -> Path:
+def write_nginx_main_config(prefix: Path, site_config: str, log_level: str = "warn") -> Path:
     """A private nginx.conf around `site_config`: own pid, logs and temp dirs under `prefix`.
+    `log_level` "debug" logs, among others, the location each request used.
 
     The system's nginx service and /etc/nginx are never touched.
     """
@@ -41,7 +42,7 @@ def write_nginx_main_config(prefix: Path, site_config: str) -> Path:
         f"""# Written by testkit/nginx.py; not the system nginx.
 worker_processes 1;
 pid {prefix}/nginx.pid;
-error_log {prefix}/logs/error.log warn;
+error_log {prefix}/logs/error.log {log_level};
 events {{ worker_connections 1024; }}
 http {{
     include /etc/nginx/mime.types;
@@ -70,9 +71,9 @@ def check_nginx_config(main_config: Path, prefix: Path) -> None:
         raise StackError(f"nginx rejected {main_config}:\n{result.stderr.strip()}")
 
 
-def start_nginx(prefix: Path, site_config: str, url: str) -> Service:
+def start_nginx(prefix: Path, site_config: str, url: str, log_level: str = "warn") -> Service:
     """Run nginx in the foreground (its own process group) with a private prefix."""
-    main = write_nginx_main_config(prefix, site_config)
+    main = write_nginx_main_config(prefix, site_config, log_level)
     check_nginx_config(main, prefix)
     argv = [nginx_binary(), "-p", str(prefix), "-c", str(main), "-g", "daemon off;"]
     return start_process("nginx", argv, prefix / "logs" / "nginx.out", url)
@@ -87,6 +88,9 @@ def local_site(http_port: int, proxy_port: int, tfvars: Mapping[str, Any] | None
             **render.PINNED_TFVARS,
             "use_gpu": False,
             "app_port": proxy_port,
+            # Loopback only, but the site is the instance's plain-HTTP one, which the root
+            # module plans only when asked for explicitly.
+            "allow_plaintext_http": True,
             **(tfvars or {}),
         }
     )

@@ -5,7 +5,8 @@ the HTTPS end-to-end test and the boot harness all take the instance's files fro
 a copy of the root module planned with real Terraform core (tools/terraform.py; the
 stand-in aws provider offline), and the rendered bytes read from the plan: the content of
 every `aws_s3_object` the scripts bucket uploads (named as on the instance, without the
-`scripts/` prefix) plus the instance's `user_data` under BOOTSTRAP.
+`scripts/` prefix) plus the bootstrap under BOOTSTRAP, from the root output `user_data`
+(the instance's `user_data` attribute holds only its SHA-1, as with the real provider).
 
     renderer = Renderer(workdir)              # copies the root module, runs `init` once
     files = renderer.render({"use_gpu": False, "image_uri": IMAGE_URI, ...})
@@ -39,6 +40,8 @@ from tools import terraform as tf
 
 ROOT = Path(__file__).resolve().parents[1]
 BOOTSTRAP = "bootstrap (user_data)"
+# The root module's output with the bootstrap text.
+USER_DATA_OUTPUT = "user_data"
 IMAGE_URI = "123456789012.dkr.ecr.us-east-1.amazonaws.com/llm-dev:0123456789ab"
 AMI_ID = "ami-0123456789abcdef0"
 # Pinned so that the plan needs no lookups and every template input is known.
@@ -68,7 +71,8 @@ def copy_root(destination: Path) -> Path:
 
 
 def artifacts_from_plan(plan: Mapping[str, Any]) -> dict[str, str]:
-    """{file name on the instance: content} from a `show -json` plan, plus BOOTSTRAP."""
+    """{file name on the instance: content} from a `show -json` plan, plus BOOTSTRAP (the
+    root output `user_data`)."""
     artifacts: dict[str, str] = {}
     for change in plan.get("resource_changes", []):
         after = change.get("change", {}).get("after") or {}
@@ -79,12 +83,14 @@ def artifacts_from_plan(plan: Mapping[str, Any]) -> dict[str, str]:
             if unknown.get("content") or after.get("content") is None:
                 raise RenderError(f"the content of {change['address']} is unknown at plan time")
             artifacts[name] = after["content"]
-        elif change.get("type") == "aws_instance":
-            if unknown.get("user_data") or after.get("user_data") is None:
-                raise RenderError(f"the user_data of {change['address']} is unknown at plan time")
-            artifacts[BOOTSTRAP] = after["user_data"]
+    output = (plan.get("output_changes") or {}).get(USER_DATA_OUTPUT) or {}
+    if output.get("after_unknown"):
+        raise RenderError(f"the output {USER_DATA_OUTPUT} is unknown at plan time")
+    if isinstance(output.get("after"), str):
+        artifacts[BOOTSTRAP] = output["after"]
     if BOOTSTRAP not in artifacts or len(artifacts) < 2:
-        raise RenderError(f"the plan has no instance user_data or no scripts: {sorted(artifacts)}")
+        raise RenderError(f"the plan has no output {USER_DATA_OUTPUT} or no scripts: "
+                          f"{sorted(artifacts)}")
     return artifacts
 
 

@@ -1,5 +1,6 @@
-"""Shared machinery for module tests: planning cases, checking inventories, and the
-apply -> no-op replan -> destroy lifecycle in a temporary copy. See docs/DEVELOPMENT.md."""
+"""Shared machinery for module tests, on tftest: each tftest.yaml case as a pytest item
+that plans and checks its inventory, and the apply -> no-op replan -> destroy lifecycle in
+a temporary copy. See docs/DEVELOPMENT.md."""
 
 from __future__ import annotations
 
@@ -11,9 +12,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import tftest
 
-# tools/ holds scripts, not a package: import them the way they import each other.
-from testkit import inventory
+from testkit import inventory, plans
 from tools import terraform
 
 ROOT = inventory.ROOT
@@ -42,12 +43,7 @@ class CaseItem(pytest.Item):
     def runtest(self) -> None:
         planner: inventory.Planner = self.config.stash[PLANNER_KEY]()
         summary = planner.plan(self.case.module, self.case.tfvars)
-        errors = []
-        for path in self.case.inventories:
-            if not path.exists():
-                errors.append(f"{path.name}: missing inventory file")
-                continue
-            errors += inventory.check_inventory(summary, _yaml(path))
+        errors = inventory.check_case(self.case, summary)
         if errors:
             raise InventoryMismatch("\n".join(errors))
 
@@ -66,12 +62,6 @@ class CaseItem(pytest.Item):
         return self.path, 0, f"tftest case {self.case.name}"
 
 
-def _yaml(path: Path) -> dict[str, Any]:
-    import yaml
-
-    return yaml.safe_load(path.read_text()) or {}
-
-
 PLANNER_KEY = pytest.StashKey[Any]()
 
 
@@ -88,12 +78,33 @@ class Applied:
     destroyed: bool
 
 
-def _state_resources(module: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """address -> values for every resource in a `show -json` state module, recursively."""
-    found = {r["address"]: r["values"] for r in module.get("resources", [])}
-    for child in module.get("child_modules", []):
-        found.update(_state_resources(child))
+def state_resources(test: tftest.TerraformTest) -> dict[str, dict[str, Any]]:
+    """address -> values of every resource in the state (`show -json`), modules included."""
+    with plans.terraform_errors("show"):
+        state = json.loads(test.execute_command("show", "-json").out)
+    found: dict[str, dict[str, Any]] = {}
+
+    def walk(module: dict[str, Any]) -> None:
+        found.update({r["address"]: r["values"] for r in module.get("resources", [])})
+        for child in module.get("child_modules", []):
+            walk(child)
+
+    walk(state.get("values", {}).get("root_module", {}))
     return found
+
+
+def replan_exit_code(test: tftest.TerraformTest, var_files: Sequence[str]) -> int:
+    """`plan -detailed-exitcode`: 0 when the state matches the configuration, 2 when not."""
+    with plans.terraform_errors("plan"):
+        done = test.execute_command("plan", "-input=false", "-no-color", "-detailed-exitcode",
+                                    *(f"-var-file={f}" for f in var_files))
+    code: int = done.retcode
+    return code
+
+
+def state_list(test: tftest.TerraformTest) -> list[str]:
+    with plans.terraform_errors("state"):
+        return [line for line in test.execute_command("state", "list").out.splitlines() if line]
 
 
 def copy_module(module: str | Path, target: Path, extra: Sequence[str] = ()) -> Path:
@@ -103,7 +114,8 @@ def copy_module(module: str | Path, target: Path, extra: Sequence[str] = ()) -> 
     relative = source.relative_to(ROOT)
     ignore = shutil.ignore_patterns(".terraform", ".terraform.lock.hcl", "*.tfstate*",
                                     "__pycache__")
-    for part in {"modules", str(relative), *extra}:
+    target.mkdir(parents=True, exist_ok=True)
+    for part in sorted({"modules", str(relative), *extra}):
         if part == ".":
             for item in ROOT.glob("*.tf"):
                 shutil.copy2(item, target / item.name)
@@ -118,32 +130,19 @@ def apply_replan_destroy(module: str | Path, workdir: Path,
                          tf_vars: Mapping[str, Any] | None = None,
                          extra: Sequence[str] = ()) -> Applied:
     """init, apply, plan (must be a no-op: exit code 0 with -detailed-exitcode), destroy,
-    all in a temporary copy of the module under `workdir`."""
+    all through tftest in a temporary copy of the module under `workdir`."""
     copy = copy_module(module, workdir, extra)
-    env = terraform.terraform_env()
-    var_args = []
-    if tf_vars:
-        var_file = workdir / "case.tfvars.json"
-        var_file.write_text(json.dumps(tf_vars))
-        var_args = [f"-var-file={var_file}"]
-    terraform.run(["init", "-input=false", "-no-color"], cwd=copy, env=env)
-    terraform.run(["apply", "-input=false", "-no-color", "-auto-approve", *var_args],
-                  cwd=copy, env=env)
-    outputs = json.loads(terraform.run(["output", "-json"], cwd=copy, env=env).stdout)
-    state = json.loads(terraform.run(["show", "-json"], cwd=copy, env=env).stdout)
-    resources = _state_resources(state.get("values", {}).get("root_module", {}))
-    replan = terraform.run(["plan", "-input=false", "-no-color", "-detailed-exitcode",
-                            *var_args], cwd=copy, env=env, check=False)
-    if replan.returncode not in (0, 2):
-        raise terraform.TerraformError(["plan"], replan.returncode, replan.stdout,
-                                       replan.stderr)
-    terraform.run(["destroy", "-input=false", "-no-color", "-auto-approve", *var_args],
-                  cwd=copy, env=env)
-    remaining = terraform.run(["state", "list"], cwd=copy, env=env, check=False)
-    return Applied(
-        outputs={name: item["value"] for name, item in outputs.items()},
-        resources=resources,
-        replan_exit_code=replan.returncode,
-        destroyed=remaining.returncode == 0 and not remaining.stdout.strip(),
-    )
-
+    test = plans.terraform_test(copy)
+    files = plans.var_files(workdir, (), tf_vars)
+    with plans.terraform_errors("init"):
+        test.init()
+    with plans.terraform_errors("apply"):
+        test.apply(tf_var_file=files)
+    with plans.terraform_errors("output"):
+        outputs = dict(test.output())
+    resources = state_resources(test)
+    replan = replan_exit_code(test, files)
+    with plans.terraform_errors("destroy"):
+        test.destroy(tf_var_file=files)
+    return Applied(outputs={name: outputs[name] for name in outputs}, resources=resources,
+                   replan_exit_code=replan, destroyed=not state_list(test))

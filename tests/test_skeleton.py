@@ -1,4 +1,4 @@
-"""The repository keeps the shape DESIGN section 1 describes."""
+"""The repository keeps the shape docs/DEVELOPMENT.md "Layout" describes."""
 
 from __future__ import annotations
 

@@ -1,17 +1,26 @@
 """Build the proxy image from its context and push it under a content-hash tag.
 
     python tools/build.py --registry <ecr-url|host:port>[/repository] [--repository NAME]
-                          [--context app] [--username U --password-stdin] [--network host]
+                          [--context app] [--platform linux/amd64|linux/arm64]
+                          [--username U --password-stdin] [--network host]
 
 The tag is a hash of the build context (paths and bytes of the files Docker would send,
-.dockerignore respected), so an unchanged context costs one registry lookup and no build.
+.dockerignore respected) plus the target platform's architecture (`<hash>-amd64`), so an
+unchanged context costs one registry lookup and no build, and an image built for another
+platform never hides behind the same tag. The image is built for --platform (the
+instance's, default linux/amd64), never silently for the machine that runs the build: an
+image whose architecture is not the one asked for is refused before it is pushed.
 modules/build computes the same hash in Terraform to decide when to run this script; the
 rules here and in modules/build/main.tf must stay the same (a test holds them together).
 
 ECR registries (<account>.dkr.ecr.<region>.amazonaws.com) are logged into with boto3's
 get_authorization_token (AWS_ENDPOINT_URL is honoured, as boto3 does); any other
 registry takes --username/--password-stdin or no credentials. Progress goes to stderr;
-stdout gets one JSON line: {"image", "tag", "digest", "status": pushed|already-present}.
+stdout gets one JSON line: {"image", "tag", "digest", "platform",
+"status": pushed|already-present}.
+
+It needs the Python packages docker and boto3 (boto3 for ECR only); without them it exits
+at once with the pip command that installs them for the interpreter that runs it.
 """
 
 from __future__ import annotations
@@ -21,21 +30,30 @@ import base64
 import contextlib
 import functools
 import hashlib
+import importlib.util
 import json
 import os
 import re
 import sys
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import docker
-import docker.errors
+try:
+    import docker
+    import docker.errors
+except ModuleNotFoundError:  # main() says how to install it before anything needs it
+    pass
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_REPOSITORY = "inference-proxy"
 TAG_LENGTH = 16
+# The instance's platforms: x86_64 instances and Graviton (arm64) ones.
+PLATFORMS = ("linux/amd64", "linux/arm64")
+DEFAULT_PLATFORM = "linux/amd64"
+# What the tools need, as pip installs it (the same lower bounds as pyproject's test extras).
+REQUIREMENTS = {"docker": "docker>=7.1", "boto3": "boto3>=1.34"}
 # Docker sends these whatever .dockerignore says, and they decide what is built.
 ALWAYS_IN_CONTEXT = ("Dockerfile", ".dockerignore")
 ECR_HOST = re.compile(
@@ -92,10 +110,12 @@ class BuildResult:
     tag: str
     digest: str
     status: str  # "pushed" or "already-present"
+    platform: str = DEFAULT_PLATFORM
 
     def json_line(self) -> str:
         return json.dumps(
-            {"image": self.image, "tag": self.tag, "digest": self.digest, "status": self.status}
+            {"image": self.image, "tag": self.tag, "digest": self.digest,
+             "platform": self.platform, "status": self.status}
         )
 
 
@@ -202,6 +222,36 @@ def content_tag(context: Path) -> str:
     return content_hash(context)[:TAG_LENGTH]
 
 
+def image_tag(context: Path, platform: str = DEFAULT_PLATFORM) -> str:
+    """The tag an image of `context` built for `platform` is pushed under: `<hash>-<arch>`."""
+    return f"{content_tag(context)}-{architecture(platform)}"
+
+
+def architecture(platform: str) -> str:
+    """`linux/arm64` -> `arm64`; only the instance's platforms are accepted."""
+    if platform not in PLATFORMS:
+        raise BuildError(f"platform {platform!r} is not one of {', '.join(PLATFORMS)}")
+    return platform.split("/")[1]
+
+
+def missing_requirements(names: Iterable[str]) -> list[str]:
+    """The pip requirements of `names` that this interpreter cannot import."""
+    return [REQUIREMENTS[name] for name in names if importlib.util.find_spec(name) is None]
+
+
+def install_hint(missing: Sequence[str]) -> str:
+    """What to run so that the next apply finds `missing` (pip requirements)."""
+    packages = " ".join(f"'{requirement}'" for requirement in missing)
+    names = ", ".join(requirement.split(">")[0] for requirement in missing)
+    head = f"{sys.executable}, the Python running this build, lacks {names}."
+    if sys.prefix != sys.base_prefix:  # a virtualenv: install into it
+        return f"{head} Install with:\n  {sys.executable} -m pip install {packages}"
+    # A system Python refuses pip (PEP 668); modules/build uses the repository's .venv.
+    venv = ROOT / ".venv"
+    return (f"{head} Create the virtualenv that Terraform's modules/build uses when it "
+            f"exists:\n  python3 -m venv {venv} && {venv}/bin/python -m pip install {packages}")
+
+
 # --- registries -------------------------------------------------------------------------
 
 
@@ -274,14 +324,18 @@ def build_image(
     network: str | None,
     build_args: Mapping[str, str],
     log: Log,
+    platform: str = DEFAULT_PLATFORM,
 ) -> str:
-    """`docker build` of `context` tagged `reference`; returns the image id."""
+    """`docker build` of `context` for `platform`, tagged `reference`; returns the image id.
+    Raises, and leaves no tag, when the engine produced an image for another architecture
+    (an engine without emulation uses a local base image of its own platform as it is)."""
     image_id = ""
     what = f"docker build of {context}"
     try:
         chunks = client.api.build(
             path=str(context),
             tag=reference,
+            platform=platform,
             network_mode=network,
             buildargs=dict(build_args),
             rm=True,
@@ -296,6 +350,16 @@ def build_image(
         raise ImageBuildFailed(f"{what} failed: {exc.explanation or exc}") from exc
     if not image_id:
         raise ImageBuildFailed(f"docker build of {context} ended without an image id")
+    built = str(client.api.inspect_image(image_id).get("Architecture") or "")
+    if built != architecture(platform):
+        with contextlib.suppress(docker.errors.DockerException):
+            client.api.remove_image(reference, noprune=True)
+        raise ImageBuildFailed(
+            f"{what} for {platform} produced a linux/{built} image: its base image is "
+            f"only available here for linux/{built}. Build where the base image exists for "
+            f"{platform} (a registry that serves it, or an engine with QEMU emulation or "
+            "buildx), or choose an instance type of this architecture."
+        )
     return image_id
 
 
@@ -323,21 +387,23 @@ def build_and_push(
     *,
     network: str | None = None,
     build_args: Mapping[str, str] | None = None,
+    platform: str = DEFAULT_PLATFORM,
     log: Log,
 ) -> BuildResult:
-    """Make sure the image for `context` is in the registry under its content tag."""
+    """Make sure the image of `context` for `platform` is in the registry under its tag."""
     if not context.is_dir():
         raise ContextError(f"build context {context} is not a directory")
     if not (context / "Dockerfile").is_file():
         raise ContextError(f"no Dockerfile in {context}")
-    tag = content_tag(context)
+    tag = image_tag(context, platform)
     reference = target.reference(tag)
     digest = remote_digest(client, reference, target.auth)
     if digest is not None:
         log(f"{reference} is already in the registry ({digest}); nothing to build")
-        return BuildResult(reference, tag, digest, "already-present")
-    log(f"building {reference} from {context}")
-    build_image(client, context, reference, network=network, build_args=build_args or {}, log=log)
+        return BuildResult(reference, tag, digest, "already-present", platform)
+    log(f"building {reference} from {context} for {platform}")
+    build_image(client, context, reference, network=network, build_args=build_args or {},
+                log=log, platform=platform)
     try:
         digest = push_image(client, target, tag, log)
     except (BuildError, docker.errors.DockerException):
@@ -345,7 +411,7 @@ def build_and_push(
         with contextlib.suppress(docker.errors.DockerException):
             client.api.remove_image(reference, noprune=True)
         raise
-    return BuildResult(reference, tag, digest, "pushed")
+    return BuildResult(reference, tag, digest, "pushed", platform)
 
 
 # --- command line -----------------------------------------------------------------------
@@ -369,6 +435,10 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--password-stdin", action="store_true", help="read the password from stdin"
     )
     parser.add_argument("--network", help="network for RUN steps: host where dockerd has no bridge")
+    parser.add_argument(
+        "--platform", choices=PLATFORMS, default=DEFAULT_PLATFORM,
+        help=f"the instance's platform to build for (default {DEFAULT_PLATFORM}, not this "
+        "machine's)")
     parser.add_argument("--build-arg", action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument("--region", help="AWS region for ECR (default: from the registry host)")
     parser.add_argument(
@@ -410,6 +480,12 @@ def _ecr_client(region: str | None) -> Any:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parse_args(argv)
+    # First, before anything else: the packages this run will need.
+    host = args.registry.removeprefix("https://").removeprefix("http://").partition("/")[0]
+    missing = missing_requirements(["docker", *(["boto3"] if ECR_HOST.match(host) else [])])
+    if missing:
+        _stderr(f"build.py: error: {install_hint(missing)}")
+        return 2
     password = sys.stdin.read().rstrip("\n") if args.password_stdin else None
     try:
         target = resolve_target(args, password, _ecr_client)
@@ -426,6 +502,7 @@ def main(argv: list[str] | None = None) -> int:
                 target,
                 network=args.network,
                 build_args=dict(item.split("=", 1) for item in args.build_arg),
+                platform=args.platform,
                 log=_stderr,
             )
         finally:

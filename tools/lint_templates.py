@@ -87,6 +87,8 @@ class Case:
             "use_gpu": self.use_gpu,
             "tensor_parallel_size": self.tensor_parallel,
             "enable_https": self.https,
+            # The plain-HTTP cases mean it: they check the site that serves the API on 80.
+            "allow_plaintext_http": not self.https,
         }
         if self.tensor_parallel > 1:
             values["gpu_instance_type"] = "g5.12xlarge"  # 4 GPUs

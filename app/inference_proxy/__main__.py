@@ -23,12 +23,14 @@ def main() -> int:
         return 2
     configure_logging(settings.log_format)
     log = logging.getLogger("inference_proxy")
-    if settings.auth_enabled:
-        log.info("API key auth on: %d key(s) loaded", len(settings.api_keys))
+    keys = settings.load_keys()
+    if keys is not None:
+        named = sum(1 for key in keys if key.limits or key.models is not None)
+        log.info("API key auth on: %d key(s) loaded, %d with limits or models", len(keys), named)
     else:
         log.warning(
-            "API KEY AUTH IS OFF: PROXY_API_KEYS and PROXY_API_KEYS_FILE are empty, so anyone "
-            "who reaches port %d can use the model",
+            "API KEY AUTH IS OFF (PROXY_AUTH_DISABLED): anyone who reaches port %d can use "
+            "the model",
             settings.port,
         )
     log.info(

@@ -1,14 +1,18 @@
-"""Settings from the environment (DESIGN section 4). Invalid values fail at startup with a
-message naming the variable, never at the first request."""
+"""Settings from the environment (the table in docs/API_REFERENCE.md). Invalid values fail
+at startup with a message naming the variable, never at the first request."""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
+
+from .keys import KeySet, KeySetError, load_key_set
+
+TRUE = frozenset({"1", "true", "yes", "on"})
+FALSE = frozenset({"", "0", "false", "no", "off"})
 
 
 class ConfigError(ValueError):
@@ -21,20 +25,44 @@ class Settings:
     host: str = "0.0.0.0"  # noqa: S104 - the container publishes this port
     port: int = 8080
     # repr=False: keys must never reach a log line, not even through a debug print.
-    api_keys: tuple[str, ...] = field(default=(), repr=False)
+    api_keys: str = field(default="", repr=False)  # a comma list or a JSON key set
+    api_keys_file: str | None = None
+    auth_disabled: bool = False
     default_timeout: float = 90.0
     max_timeout: float = 600.0
     max_concurrency: int = 256
     max_body_bytes: int = 10 * 1024 * 1024
     log_format: Literal["json", "text"] = "json"
-    # Extensions of the DESIGN table, documented in docs/API_REFERENCE.md.
     shutdown_grace: float = 30.0
     retry_window: float = 10.0
     max_header_bytes: int = 32 * 1024
+    keys_reload_seconds: float = 5.0
+    large_body_bytes: int = 1024 * 1024
+    max_large_bodies: int = 4
 
     @property
     def auth_enabled(self) -> bool:
-        return bool(self.api_keys)
+        return not self.auth_disabled
+
+    def load_keys(self) -> KeySet | None:
+        """The key set, or None when auth is off. Fails closed: no keys with auth on is an
+        error, never an open endpoint (a key list of "," holds no key)."""
+        try:
+            keys = load_key_set(self.api_keys, self.api_keys_file)
+        except KeySetError as exc:
+            raise ConfigError(str(exc)) from None
+        if self.auth_disabled:
+            if len(keys):
+                raise ConfigError(
+                    "PROXY_AUTH_DISABLED is on but API keys are configured; unset one of them"
+                )
+            return None
+        if not len(keys):
+            raise ConfigError(
+                "no API key: set PROXY_API_KEYS or PROXY_API_KEYS_FILE (a comma list or a "
+                'JSON key set), or PROXY_AUTH_DISABLED=true to serve without keys (local only)'
+            )
+        return keys
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -55,7 +83,9 @@ class Settings:
             upstream_url=upstream,
             host=env.get("PROXY_HOST", defaults.host),
             port=_int(env, "PROXY_PORT", defaults.port, low=0, high=65535),
-            api_keys=load_api_keys(env.get("PROXY_API_KEYS", ""), env.get("PROXY_API_KEYS_FILE")),
+            api_keys=env.get("PROXY_API_KEYS", ""),
+            api_keys_file=env.get("PROXY_API_KEYS_FILE") or None,
+            auth_disabled=_bool(env, "PROXY_AUTH_DISABLED"),
             default_timeout=_float(env, "PROXY_DEFAULT_TIMEOUT", defaults.default_timeout),
             max_timeout=_float(env, "PROXY_MAX_TIMEOUT", defaults.max_timeout),
             max_concurrency=_int(env, "PROXY_MAX_CONCURRENCY", defaults.max_concurrency, low=1),
@@ -66,37 +96,32 @@ class Settings:
             max_header_bytes=_int(
                 env, "PROXY_MAX_HEADER_BYTES", defaults.max_header_bytes, low=1024
             ),
+            keys_reload_seconds=_float(
+                env, "PROXY_KEYS_RELOAD_SECONDS", defaults.keys_reload_seconds, low=0.1
+            ),
+            large_body_bytes=_int(
+                env, "PROXY_LARGE_BODY_BYTES", defaults.large_body_bytes, low=1024
+            ),
+            max_large_bodies=_int(
+                env, "PROXY_MAX_LARGE_BODIES", defaults.max_large_bodies, low=1
+            ),
         )
         if settings.max_timeout < settings.default_timeout:
             raise ConfigError(
                 f"PROXY_MAX_TIMEOUT ({settings.max_timeout}) is below PROXY_DEFAULT_TIMEOUT "
                 f"({settings.default_timeout}); the ceiling must be at least the default"
             )
+        settings.load_keys()  # refuse a bad or missing key set now, not at the first request
         return settings
 
 
-def load_api_keys(inline: str, path: str | None) -> tuple[str, ...]:
-    """Keys from a comma list and/or a file (one per line or comma separated; `#` starts a
-    comment). Order is kept, duplicates dropped. A named file that cannot be read is an
-    error: silently running without auth would be worse."""
-    keys = [k.strip() for k in inline.split(",")]
-    if path:
-        try:
-            text = Path(path).read_text(encoding="utf-8")
-        except OSError as exc:
-            raise ConfigError(
-                f"PROXY_API_KEYS_FILE={path!r} cannot be read: {exc.strerror}"
-            ) from exc
-        for line in text.splitlines():
-            line = line.split("#", 1)[0]
-            keys.extend(k.strip() for k in line.split(","))
-    unique: dict[str, None] = {}
-    for key in keys:
-        if key:
-            if any(ch.isspace() for ch in key) or not key.isprintable():
-                raise ConfigError("an API key contains whitespace or control characters")
-            unique[key] = None
-    return tuple(unique)
+def _bool(env: Mapping[str, str], name: str) -> bool:
+    raw = env.get(name, "").strip().lower()
+    if raw in TRUE:
+        return True
+    if raw in FALSE:
+        return False
+    raise ConfigError(f"{name}={raw!r}: use true or false")
 
 
 def _int(

@@ -14,11 +14,17 @@ from typing import ClassVar
 from .asgi import Send
 
 
+class ClientGone(Exception):
+    """The client went away: it disconnected while sending its request or while the
+    response was produced, or a write to it failed. The one signal for it; the request
+    ends with outcome `client_gone`."""
+
+
 class ProxyError(Exception):
     status: ClassVar[int] = 500
-    type: ClassVar[str] = "internal_error"
+    type: str = "internal_error"
     code: ClassVar[str] = "internal_error"
-    retry_after: ClassVar[int | None] = None
+    retry_after: int | None = None
 
     def __init__(self, message: str, *, param: str | None = None) -> None:
         super().__init__(message)
@@ -62,6 +68,15 @@ class NotFound(ProxyError):
     code = "unknown_route"
 
 
+class ModelNotFound(ProxyError):
+    """The key may not use the model it asked for (OpenAI answers the same for a model
+    that does not exist, so the answer does not tell which models exist)."""
+
+    status = 404
+    type = "invalid_request_error"
+    code = "model_not_found"
+
+
 class RequestTimeout(ProxyError):
     status = 408
     type = "invalid_request_error"
@@ -85,6 +100,36 @@ class OverCapacity(ProxyError):
     type = "rate_limit_error"
     code = "too_many_concurrent_requests"
     retry_after = 1
+
+
+class TooManyLargeBodies(ProxyError):
+    status = 429
+    type = "rate_limit_error"
+    code = "too_many_large_requests"
+    retry_after = 1
+
+
+class RateLimited(ProxyError):
+    """A key is over one of its own limits; `type` says which kind, as OpenAI's does."""
+
+    status = 429
+    code = "rate_limit_exceeded"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        kind: str,
+        retry_after: int,
+        headers: list[tuple[bytes, bytes]],
+    ) -> None:
+        super().__init__(message)
+        self.type = kind
+        self.retry_after = max(1, retry_after)
+        self._extra = headers
+
+    def headers(self) -> list[tuple[bytes, bytes]]:
+        return [*super().headers(), *self._extra]
 
 
 class UpstreamError(ProxyError):

@@ -134,7 +134,7 @@ class _Connection(asyncio.Protocol):
         finally:
             self._waiter = None
 
-    async def send_request(self, head: bytes, body: bytes) -> None:
+    async def send_request(self, head: bytes, body: bytes | bytearray) -> None:
         assert self.transport is not None
         if self.closed or self.transport.is_closing():
             raise httpx.RemoteProtocolError("the connection to vLLM was closed")
@@ -217,7 +217,7 @@ class UpstreamTransport(httpx.AsyncBaseTransport):
         host: str,
         port: int,
         head: bytes,
-        body: bytes,
+        body: bytes | bytearray,
         *,
         head_only: bool = False,
         connect_timeout: float | None = None,

@@ -8,8 +8,9 @@
 * prefill ``prompt_bytes / 4 / 2000 * f`` seconds (about 4 bytes per token, 2000 prompt
   tokens/s at 8B); the request body size stands in for the prompt size.
 * decode ``max_tokens * 0.05 * f`` seconds (20 tokens/s at 8B: slow, loaded hardware) for
-  generation routes; `max_completion_tokens` or `max_output_tokens` count the same, and a
-  request without a limit is assumed to want 1024 tokens.
+  generation routes (routes.GENERATION_ROUTES); `max_completion_tokens` or
+  `max_output_tokens` count the same, and a request without a limit is assumed to want
+  1024 tokens.
 
 Non-streaming requests get one total budget ``default + prefill + decode``. Streams get a
 time-to-first-token budget ``default + prefill`` and an idle budget ``default * f`` between
@@ -22,15 +23,14 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
-from typing import Any
 
-GENERATION_ROUTES = frozenset({"/v1/chat/completions", "/v1/completions", "/v1/responses"})
+from .routes import GENERATION_ROUTES
+
 BASELINE_PARAMS_B = 8.0
 DECODE_SECONDS_PER_TOKEN = 0.05
 PREFILL_TOKENS_PER_SECOND = 2000.0
 BYTES_PER_PROMPT_TOKEN = 4.0
 ASSUMED_MAX_TOKENS = 1024
-TOKEN_LIMIT_FIELDS = ("max_tokens", "max_completion_tokens", "max_output_tokens")
 
 # "70B", "1.5B", "135M", "8x7B"; the size must start a word, so "A3B" in "30B-A3B" (active
 # parameters of a mixture of experts) and the digits in "Qwen2.5" do not count.
@@ -92,30 +92,3 @@ def compute_budget(
         decode = tokens * DECODE_SECONDS_PER_TOKEN * factor
     total = clamp(default_timeout + prefill + decode)
     return Budget(first_byte=total, idle=None, total=total)
-
-
-@dataclass(frozen=True, slots=True)
-class RequestFacts:
-    """What the budget needs from a JSON request body; wrong types count as absent (vLLM
-    answers those requests with its own 400)."""
-
-    model: str | None
-    stream: bool
-    max_tokens: int | None
-
-
-def request_facts(body: Any) -> RequestFacts:
-    if not isinstance(body, dict):
-        return RequestFacts(model=None, stream=False, max_tokens=None)
-    model = body.get("model")
-    max_tokens = None
-    for name in TOKEN_LIMIT_FIELDS:
-        value = body.get(name)
-        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
-            max_tokens = value
-            break
-    return RequestFacts(
-        model=model if isinstance(model, str) else None,
-        stream=body.get("stream") is True,
-        max_tokens=max_tokens,
-    )

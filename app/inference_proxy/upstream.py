@@ -1,40 +1,18 @@
-"""Talking to vLLM: request headers, connecting with retries, and the health probe."""
+"""Talking to vLLM: sending a request with retries while no response has started, and the
+health probes."""
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from urllib.parse import quote
 
 import httpx
 
+from .context import RequestContext
 from .errors import UpstreamUnavailable
 from .pool import UpstreamResponse, UpstreamTransport
-
-# Hop-by-hop headers (RFC 9110 7.6.1) and those the proxy owns: the client's API key is
-# for the proxy and never reaches vLLM; host and length are set by the forwarder.
-_REQUEST_DROP = frozenset(
-    {
-        b"connection",
-        b"keep-alive",
-        b"proxy-authenticate",
-        b"proxy-authorization",
-        b"te",
-        b"trailer",
-        b"transfer-encoding",
-        b"upgrade",
-        b"host",
-        b"content-length",
-        b"authorization",
-        b"x-request-id",
-        b"expect",
-    }
-)
-_RESPONSE_DROP = frozenset(
-    {b"connection", b"keep-alive", b"transfer-encoding", b"x-request-id", b"trailer", b"upgrade"}
-)
 
 # Failures that mean "no response was started": refused, reset, or a pooled keep-alive
 # connection the server had already closed (llama.cpp's server does that after a stream).
@@ -49,36 +27,12 @@ FIRST_BACKOFF = 0.05
 MAX_BACKOFF = 1.0
 
 
-def upstream_target(path: str, query_string: bytes) -> bytes:
-    """The request target sent to vLLM: the path (percent-encoded again) and the query."""
-    target = quote(path, safe="/:@!$&'()*+,;=-._~").encode()
-    return target + b"?" + query_string if query_string else target
-
-
-def request_headers(
-    headers: Iterable[tuple[bytes, bytes]], request_id: str
-) -> list[tuple[bytes, bytes]]:
-    out = [(k, v) for k, v in headers if k not in _REQUEST_DROP]
-    if not any(k == b"accept-encoding" for k, _ in out):
-        # The client did not ask for compression: say so, whatever vLLM's defaults are.
-        out.append((b"accept-encoding", b"identity"))
-    out.append((b"x-request-id", request_id.encode()))
-    return out
-
-
-def response_headers(
-    headers: Iterable[tuple[bytes, bytes]], *, keep_length: bool
-) -> list[tuple[bytes, bytes]]:
-    drop = _RESPONSE_DROP if keep_length else _RESPONSE_DROP | {b"content-length"}
-    return [(k, v) for k, v in headers if k.lower() not in drop]
-
-
 async def open_upstream(
     transport: UpstreamTransport,
     target: Target,
     *,
     retry_until: float,
-    on_retry: Callable[[Exception], None],
+    ctx: RequestContext,
 ) -> UpstreamResponse:
     """Send the request and return the response with its body unread. Connection failures
     are retried, first at once (a stale keep-alive connection) then with doubling backoff,
@@ -97,20 +51,20 @@ async def open_upstream(
                     f"vLLM at {target.host}:{target.port} is unreachable "
                     f"({type(exc).__name__}); it may be starting or restarting, retry shortly."
                 ) from exc
-            on_retry(exc)
+            ctx.retries += 1
             if delay:
                 await asyncio.sleep(delay)
             delay = min(MAX_BACKOFF, max(FIRST_BACKOFF, delay * 2))
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Target:
-    """One request for vLLM, ready for the wire."""
+    """One request for vLLM, ready for the wire. `body` is dropped once vLLM answered."""
 
     host: str
     port: int
     head: bytes
-    body: bytes
+    body: bytes | bytearray
     head_only: bool
 
 

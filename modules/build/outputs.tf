@@ -4,11 +4,11 @@ output "image_uri" {
 }
 
 output "image_tag" {
-  description = "Content-hash tag of source_dir (known at plan time); the same tag tools/build.py computes."
+  description = "Tag of the image: content hash of source_dir and architecture, e.g. 3f2a9c1d0e5b7a88-amd64 (known at plan time); the same tag tools/build.py computes."
   value       = local.image_tag
 }
 
 output "content_hash" {
-  description = "Full sha256 content hash of source_dir whose first 16 characters are the tag."
+  description = "Full sha256 content hash of source_dir; its first 16 characters start the tag."
   value       = local.content_hash
 }

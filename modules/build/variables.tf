@@ -23,6 +23,17 @@ variable "aws_region" {
   type        = string
 }
 
+variable "platform" {
+  description = "Platform of the instance that runs the image: linux/amd64 (x86_64) or linux/arm64 (Graviton). The build targets it whatever machine runs Terraform, and its architecture is part of the tag."
+  type        = string
+  default     = "linux/amd64"
+
+  validation {
+    condition     = contains(["linux/amd64", "linux/arm64"], var.platform)
+    error_message = "platform must be one of linux/amd64, linux/arm64."
+  }
+}
+
 variable "python" {
   description = "Python interpreter that runs tools/build.py (needs the docker and boto3 packages). Null: the repository's .venv when it exists, else python3 on PATH."
   type        = string

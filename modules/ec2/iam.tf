@@ -1,7 +1,11 @@
 locals {
+  # Per deployment by default, so that two deployments in one account never share keys.
+  hf_token_parameter_name = coalesce(var.hf_token_parameter_name, "/${var.name}/hf_token")
+  api_keys_parameter_name = coalesce(var.api_keys_parameter_name, "/${var.name}/api_keys")
+
   ssm_parameter_arn_prefix = "arn:${var.partition}:ssm:${var.region}:${var.account_id}:parameter"
-  hf_token_parameter_arn   = "${local.ssm_parameter_arn_prefix}${var.hf_token_parameter_name}"
-  api_keys_parameter_arn   = "${local.ssm_parameter_arn_prefix}${var.api_keys_parameter_name}"
+  hf_token_parameter_arn   = "${local.ssm_parameter_arn_prefix}${local.hf_token_parameter_name}"
+  api_keys_parameter_arn   = "${local.ssm_parameter_arn_prefix}${local.api_keys_parameter_name}"
 }
 
 data "aws_iam_policy_document" "assume" {
@@ -16,7 +20,12 @@ data "aws_iam_policy_document" "assume" {
 }
 
 # Exactly what the boot needs: the scripts, the proxy image, the two secrets, and the
-# right to create (never overwrite) the API-keys parameter when it is missing.
+# right to create (never overwrite) the API-keys parameter when it is missing; plus what
+# Session Manager needs (AWS's minimal instance profile for Session Manager: register the
+# instance, open the message channels), instead of AmazonSSMManagedInstanceCore, which
+# would also allow ssm:GetParameter(s) on every parameter of the account. The explicit Deny
+# keeps the two parameters the only ones readable even if a broader policy is attached
+# to the role later.
 data "aws_iam_policy_document" "instance" {
   statement {
     sid       = "ReadScripts"
@@ -53,6 +62,36 @@ data "aws_iam_policy_document" "instance" {
   }
 
   statement {
+    sid       = "SessionManagerRegister"
+    actions   = ["ssm:UpdateInstanceInformation"]
+    resources = ["arn:${var.partition}:ec2:${var.region}:${var.account_id}:instance/*"]
+  }
+
+  statement {
+    sid = "SessionManagerChannels"
+    actions = [
+      "ssmmessages:CreateControlChannel",
+      "ssmmessages:CreateDataChannel",
+      "ssmmessages:OpenControlChannel",
+      "ssmmessages:OpenDataChannel",
+    ]
+    # ssmmessages actions have no resource type: "*" is the only valid resource.
+    resources = ["*"]
+  }
+
+  statement {
+    sid    = "NoOtherParameters"
+    effect = "Deny"
+    actions = [
+      "ssm:GetParameter",
+      "ssm:GetParameterHistory",
+      "ssm:GetParameters",
+      "ssm:GetParametersByPath",
+    ]
+    not_resources = [local.hf_token_parameter_arn, local.api_keys_parameter_arn]
+  }
+
+  statement {
     sid       = "NeverOverwriteApiKeys"
     effect    = "Deny"
     actions   = ["ssm:PutParameter"]
@@ -78,12 +117,6 @@ resource "aws_iam_role_policy" "this" {
   name   = "inference-instance"
   role   = aws_iam_role.this.id
   policy = data.aws_iam_policy_document.instance.json
-}
-
-# Session Manager (shell access without SSH or open ports).
-resource "aws_iam_role_policy_attachment" "ssm_core" {
-  role       = aws_iam_role.this.name
-  policy_arn = "arn:${var.partition}:iam::aws:policy/AmazonSSMManagedInstanceCore"
 }
 
 resource "aws_iam_instance_profile" "this" {

@@ -10,11 +10,26 @@ locals {
   }
   gpu_count = lookup(local.gpu_counts, var.instance_type, null)
 
+  # Canonical names the architectures amd64/arm64 where EC2 says x86_64/arm64.
+  ubuntu_architecture = var.architecture == "arm64" ? "arm64" : "amd64"
   ami_ssm_parameter = coalesce(var.ami_ssm_parameter, var.use_gpu
     ? "/aws/service/deeplearning/ami/x86_64/base-oss-nvidia-driver-gpu-ubuntu-22.04/latest/ami-id"
-    : "/aws/service/canonical/ubuntu/server/22.04/stable/current/amd64/hvm/ebs-gp2/ami-id"
+    : "/aws/service/canonical/ubuntu/server/22.04/stable/current/${local.ubuntu_architecture}/hvm/ebs-gp2/ami-id"
   )
   ami_id = var.ami_id != null ? var.ami_id : data.aws_ssm_parameter.ami[0].insecure_value
+
+  # The vLLM release this project runs and tests (vllm.version, also read by
+  # tools/prepare/50-vllm.sh for the CPU build the integration tests use).
+  vllm_version = trimspace(file("${path.module}/vllm.version"))
+  vllm_default_images = {
+    gpu    = "vllm/vllm-openai:v${local.vllm_version}"
+    x86_64 = "public.ecr.aws/q9t5s3a7/vllm-cpu-release-repo:v${local.vllm_version}"
+    arm64  = "public.ecr.aws/q9t5s3a7/vllm-arm64-cpu-release-repo:v${local.vllm_version}"
+  }
+  vllm_image = coalesce(var.vllm.image, local.vllm_default_images[var.use_gpu ? "gpu" : var.architecture])
+
+  # Blocks shorter than /16 count as the open internet for the plaintext rule below.
+  wide_open_cidrs = [for cidr in var.allowed_cidr_blocks : cidr if tonumber(split("/", cidr)[1]) < 16]
 
   # NGINX gives the proxy a margin over its own budget, so that the proxy's 504 (OpenAI
   # error shape) reaches the client instead of NGINX cutting the connection first.
@@ -40,14 +55,14 @@ locals {
     SCRIPTS_BUCKET       = var.scripts_bucket_name
     USE_GPU              = tostring(var.use_gpu)
     MODEL_ID             = var.vllm.model_id
-    VLLM_IMAGE           = var.vllm.image
+    VLLM_IMAGE           = local.vllm_image
     VLLM_PORT            = tostring(local.vllm_port)
     VLLM_STARTUP_TIMEOUT = tostring(var.vllm.startup_timeout)
     PROXY_IMAGE          = var.proxy_image_uri
     ECR_REGISTRY         = split("/", var.proxy_image_uri)[0]
     APP_PORT             = tostring(var.proxy.port)
-    HF_TOKEN_PARAMETER   = var.hf_token_parameter_name
-    API_KEYS_PARAMETER   = var.api_keys_parameter_name
+    HF_TOKEN_PARAMETER   = local.hf_token_parameter_name
+    API_KEYS_PARAMETER   = local.api_keys_parameter_name
     ENABLE_HTTPS         = tostring(var.https.enabled)
     DOMAIN_NAME          = var.https.domain_name == null ? "" : var.https.domain_name
     ACME_EMAIL           = var.https.acme_email == null ? "" : var.https.acme_email
@@ -59,7 +74,7 @@ locals {
     name                       = var.name
     use_gpu                    = var.use_gpu
     model_id                   = var.vllm.model_id
-    vllm_image                 = var.vllm.image
+    vllm_image                 = local.vllm_image
     vllm_port                  = local.vllm_port
     max_model_len              = var.vllm.max_model_len
     gpu_memory_utilization     = var.vllm.gpu_memory_utilization
@@ -188,6 +203,14 @@ resource "aws_instance" "this" {
     precondition {
       condition     = !var.https.enabled || var.https.acme_email != null
       error_message = "HTTPS needs acme_email: Let's Encrypt sends certificate expiry notices there."
+    }
+    precondition {
+      condition     = var.https.enabled || var.allow_plaintext_http || length(local.wide_open_cidrs) == 0
+      error_message = "Without HTTPS the API key and every prompt would cross the internet in clear text, open to ${join(", ", local.wide_open_cidrs)}. Choose one: (1) serve HTTPS: set domain_name, acme_email and enable_https = true; (2) narrow allowed_cidr_blocks to your own networks, each /16 or longer, e.g. [\"203.0.113.0/24\"]; (3) accept plain HTTP explicitly: allow_plaintext_http = true."
+    }
+    precondition {
+      condition     = !(var.use_gpu && var.architecture == "arm64")
+      error_message = "GPU instances must be x86_64: ${var.instance_type} is a Graviton (arm64) type, and the vLLM GPU image and the Deep Learning AMI used here are x86_64 only. Pick an x86_64 GPU type such as g5.xlarge, or use_gpu = false."
     }
     precondition {
       condition     = var.proxy.max_timeout >= var.proxy.default_timeout

@@ -11,7 +11,7 @@ resource "aws_security_group" "this" {
 }
 
 resource "aws_vpc_security_group_ingress_rule" "http" {
-  #checkov:skip=CKV_AWS_260:Port 80 serves the ACME HTTP-01 challenge and redirects to HTTPS (or is the API when HTTPS is off); the CIDRs are the user's choice.
+  #checkov:skip=CKV_AWS_260:Port 80 serves the ACME HTTP-01 challenge and answers API routes with 403 (or is the API when HTTPS is off, which a precondition allows only for narrow CIDRs or an explicit allow_plaintext_http); the CIDRs are the user's choice.
   for_each = toset(var.allowed_cidr_blocks)
 
   security_group_id = aws_security_group.this.id
@@ -44,11 +44,19 @@ resource "aws_vpc_security_group_ingress_rule" "ssh" {
   to_port           = 22
 }
 
-resource "aws_vpc_security_group_egress_rule" "all" {
+# Out: only what the instance speaks, HTTPS (AWS APIs, container registries, Hugging Face,
+# Let's Encrypt, snaps) and HTTP (Ubuntu's package mirrors). DNS to the VPC resolver and
+# NTP to the Amazon Time Sync Service are link-local and not filtered by security groups,
+# so a compromised container cannot reach anything else, on any other protocol or port.
+resource "aws_vpc_security_group_egress_rule" "web" {
+  for_each = { https = 443, http = 80 }
+
   security_group_id = aws_security_group.this.id
-  description       = "Package mirrors, container registries, Hugging Face, and the S3/SSM/ECR APIs"
+  description       = "${upper(each.key)} out: package mirrors, container registries, Hugging Face, ACME, AWS APIs"
   cidr_ipv4         = "0.0.0.0/0"
-  ip_protocol       = "-1"
+  ip_protocol       = "tcp"
+  from_port         = each.value
+  to_port           = each.value
 }
 
 resource "aws_eip" "this" {

@@ -58,6 +58,16 @@ output "user_data" {
   value       = local.user_data
 }
 
+output "hf_token_parameter_name" {
+  description = "Name of the SSM parameter the instance reads the Hugging Face token from."
+  value       = local.hf_token_parameter_name
+}
+
+output "api_keys_parameter_name" {
+  description = "Name of the SSM parameter holding the API keys (created at first boot when missing)."
+  value       = local.api_keys_parameter_name
+}
+
 output "hf_token_parameter_arn" {
   description = "ARN of the SSM parameter the instance reads the Hugging Face token from."
   value       = local.hf_token_parameter_arn

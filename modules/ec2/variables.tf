@@ -1,13 +1,14 @@
+# Inputs of the instance module. The root module is its caller and owns the default and the
+# validation of every value a user sets (see docs/DEVELOPMENT.md "One source of truth"), so
+# those arrive here as required, typed inputs and are trusted as they are. Only the knobs
+# that exist here alone (tags, ami_ssm_parameter, volume_kms_key_id, watchdog_interval)
+# carry a default (and, where the value is constrained, a validation) in this file.
+
 # --- identity and placement -------------------------------------------------------------
 
 variable "name" {
   description = "Name prefix of every resource of the instance (role, security group, volume, instance)."
   type        = string
-
-  validation {
-    condition     = can(regex("^[a-z][a-z0-9-]{0,38}$", var.name))
-    error_message = "name must start with a lowercase letter and contain only lowercase letters, digits and hyphens (at most 39 characters)."
-  }
 }
 
 variable "region" {
@@ -18,17 +19,11 @@ variable "region" {
 variable "account_id" {
   description = "AWS account ID, used to build the SSM parameter ARNs of the instance policy."
   type        = string
-
-  validation {
-    condition     = can(regex("^[0-9]{12}$", var.account_id))
-    error_message = "account_id must be the 12-digit AWS account ID."
-  }
 }
 
 variable "partition" {
   description = "AWS partition of the ARNs (aws, aws-cn, aws-us-gov)."
   type        = string
-  default     = "aws"
 }
 
 variable "vpc_id" {
@@ -60,21 +55,21 @@ variable "instance_type" {
   type        = string
 }
 
+variable "architecture" {
+  description = "CPU architecture of instance_type as EC2 names it: x86_64, or arm64 for Graviton types. Picks the Ubuntu AMI (CPU) and the default vLLM CPU image."
+  type        = string
+  nullable    = false
+}
+
 variable "use_gpu" {
   description = "Run vLLM on the instance's NVIDIA GPUs (--gpus all, DLAMI by default). False: the CPU build of vLLM."
   type        = bool
-  default     = true
+  nullable    = false
 }
 
 variable "ami_id" {
   description = "Explicit AMI ID. Null: looked up from ami_ssm_parameter (Deep Learning Base OSS NVIDIA AMI for GPU, Ubuntu 22.04 for CPU). Setting it keeps the plan free of lookups."
   type        = string
-  default     = null
-
-  validation {
-    condition     = var.ami_id == null || can(regex("^ami-[0-9a-f]{8,17}$", var.ami_id))
-    error_message = "ami_id must look like ami-0123456789abcdef0 or be null."
-  }
 }
 
 variable "ami_ssm_parameter" {
@@ -86,23 +81,13 @@ variable "ami_ssm_parameter" {
 variable "root_volume_size" {
   description = "Root volume size in GiB (OS, Docker images: the vLLM image alone is ~10 GiB)."
   type        = number
-  default     = 100
-
-  validation {
-    condition     = var.root_volume_size >= 30
-    error_message = "root_volume_size must be at least 30 GiB."
-  }
+  nullable    = false
 }
 
 variable "data_volume_size" {
   description = "Size in GiB of the model cache volume mounted at /opt/models. It is a separate encrypted EBS volume that survives instance replacement."
   type        = number
-  default     = 200
-
-  validation {
-    condition     = var.data_volume_size >= 10
-    error_message = "data_volume_size must be at least 10 GiB."
-  }
+  nullable    = false
 }
 
 variable "volume_kms_key_id" {
@@ -112,43 +97,32 @@ variable "volume_kms_key_id" {
 }
 
 variable "key_name" {
-  description = "EC2 key pair for SSH. Null (default): no key; use Session Manager."
+  description = "EC2 key pair for SSH. Null: no key; use Session Manager."
   type        = string
-  default     = null
+}
+
+variable "allow_plaintext_http" {
+  description = "Serve the API over plain HTTP although allowed_cidr_blocks is wide open (a block shorter than /16, e.g. 0.0.0.0/0) and HTTPS is off. False: that combination is refused at plan time."
+  type        = bool
+  nullable    = false
 }
 
 variable "allowed_cidr_blocks" {
   description = "IPv4 CIDR blocks allowed to reach ports 80 and 443. Let's Encrypt's HTTP-01 challenge needs port 80 from the internet when HTTPS is on."
   type        = list(string)
   nullable    = false
-
-  validation {
-    condition     = alltrue([for cidr in var.allowed_cidr_blocks : can(cidrhost(cidr, 0))])
-    error_message = "allowed_cidr_blocks must contain valid IPv4 CIDR blocks such as 203.0.113.0/24."
-  }
 }
 
 variable "ssh_cidr_blocks" {
-  description = "IPv4 CIDR blocks allowed to reach port 22. Empty (default): port 22 stays closed."
+  description = "IPv4 CIDR blocks allowed to reach port 22. Empty: port 22 stays closed."
   type        = list(string)
-  default     = []
   nullable    = false
-
-  validation {
-    condition     = alltrue([for cidr in var.ssh_cidr_blocks : can(cidrhost(cidr, 0))])
-    error_message = "ssh_cidr_blocks must contain valid IPv4 CIDR blocks such as 203.0.113.7/32."
-  }
 }
 
 variable "instance_version" {
-  description = "Bump to replace the instance (create before destroy; the Elastic IP and data volume move to the new one). Script changes alone never replace it."
+  description = "Bump to replace the instance: the volume attachment and Elastic IP association are replaced delete-first (the old instance is stopped and detached), the new instance is launched and gets both, the old one is terminated. Script changes alone never replace it."
   type        = number
-  default     = 1
-
-  validation {
-    condition     = var.instance_version >= 1 && floor(var.instance_version) == var.instance_version
-    error_message = "instance_version must be a whole number >= 1."
-  }
+  nullable    = false
 }
 
 # --- what runs on it ----------------------------------------------------------------------
@@ -169,115 +143,50 @@ variable "proxy_image_uri" {
 }
 
 variable "vllm" {
-  description = "vLLM server: image (pinned tag), model, context length, GPU memory share, tensor parallel size (GPUs per model), extra arguments, and how long the first start may take (download + load)."
+  description = "vLLM server: image (pinned tag or digest; null: the release in vllm.version, GPU or CPU build for the architecture), model, context length, GPU memory share, tensor parallel size (GPUs per model), extra arguments, and how long the first start may take (download + load)."
   type = object({
     image                  = string
     model_id               = string
-    max_model_len          = optional(number, 8192)
-    gpu_memory_utilization = optional(number, 0.9)
-    tensor_parallel_size   = optional(number, 1)
-    extra_args             = optional(list(string), [])
-    startup_timeout        = optional(number, 3600)
+    max_model_len          = number
+    gpu_memory_utilization = number
+    tensor_parallel_size   = number
+    extra_args             = list(string)
+    startup_timeout        = number
   })
   nullable = false
-
-  validation {
-    condition     = can(regex("^[^:@\\s]+(:[A-Za-z0-9_.-]+|@sha256:[0-9a-f]{64})$", var.vllm.image)) && !endswith(var.vllm.image, ":latest")
-    error_message = "vllm.image must be pinned to a tag other than latest or to a digest, e.g. vllm/vllm-openai:v0.10.2."
-  }
-  validation {
-    condition     = can(regex("^[A-Za-z0-9][A-Za-z0-9._/-]*$", var.vllm.model_id))
-    error_message = "vllm.model_id must be a Hugging Face model id such as Qwen/Qwen2.5-7B-Instruct."
-  }
-  validation {
-    condition     = var.vllm.gpu_memory_utilization > 0 && var.vllm.gpu_memory_utilization <= 1
-    error_message = "vllm.gpu_memory_utilization must be in (0, 1]."
-  }
-  validation {
-    condition     = contains([1, 2, 4, 8], var.vllm.tensor_parallel_size)
-    error_message = "vllm.tensor_parallel_size must be one of 1, 2, 4, 8."
-  }
-  validation {
-    condition     = var.vllm.max_model_len >= 256 && floor(var.vllm.max_model_len) == var.vllm.max_model_len
-    error_message = "vllm.max_model_len must be a whole number >= 256."
-  }
-  validation {
-    condition     = alltrue([for arg in var.vllm.extra_args : can(regex("^[A-Za-z0-9_./:=,@+-]+$", arg))])
-    error_message = "vllm.extra_args entries may contain only letters, digits and _./:=,@+- (one argument per entry, no spaces or quotes), e.g. [\"--enable-prefix-caching\", \"--max-num-seqs=64\"]."
-  }
-  validation {
-    condition     = var.vllm.startup_timeout >= 60
-    error_message = "vllm.startup_timeout must be at least 60 seconds."
-  }
 }
 
 variable "proxy" {
   description = "Inference proxy: listen port (loopback, behind NGINX), timeouts in seconds (default for ordinary requests, max for long generations), in-flight limit and body size limit."
   type = object({
-    port            = optional(number, 8080)
-    default_timeout = optional(number, 90)
-    max_timeout     = optional(number, 600)
-    max_concurrency = optional(number, 256)
-    max_body_bytes  = optional(number, 10485760)
+    port            = number
+    default_timeout = number
+    max_timeout     = number
+    max_concurrency = number
+    max_body_bytes  = number
   })
-  default  = {}
   nullable = false
-
-  validation {
-    condition     = var.proxy.port >= 1024 && var.proxy.port <= 65535 && var.proxy.port != 8000
-    error_message = "proxy.port must be between 1024 and 65535 and not 8000 (vLLM's port)."
-  }
-  validation {
-    condition     = var.proxy.default_timeout > 0 && var.proxy.max_timeout > 0
-    error_message = "proxy.default_timeout and proxy.max_timeout must be greater than 0."
-  }
-  validation {
-    condition     = var.proxy.max_concurrency >= 1 && var.proxy.max_body_bytes >= 1024
-    error_message = "proxy.max_concurrency must be >= 1 and proxy.max_body_bytes >= 1024."
-  }
 }
 
 variable "https" {
-  description = "TLS with a Let's Encrypt certificate for domain_name (the record must point at the Elastic IP; the boot waits for it). acme_server defaults to Let's Encrypt production."
+  description = "TLS with a Let's Encrypt certificate for domain_name (the record must point at the Elastic IP; the boot waits for it), the ACME account email and directory URL."
   type = object({
-    enabled     = optional(bool, false)
-    domain_name = optional(string)
-    acme_email  = optional(string)
-    acme_server = optional(string, "https://acme-v02.api.letsencrypt.org/directory")
+    enabled     = bool
+    domain_name = string
+    acme_email  = string
+    acme_server = string
   })
-  default  = {}
   nullable = false
-
-  validation {
-    condition     = var.https.acme_email == null || can(regex("^[^@\\s']+@[^@\\s']+\\.[^@\\s']+$", var.https.acme_email))
-    error_message = "https.acme_email must be an email address such as ops@example.com."
-  }
-  validation {
-    condition     = startswith(var.https.acme_server, "https://")
-    error_message = "https.acme_server must be an https:// ACME directory URL."
-  }
 }
 
 variable "hf_token_parameter_name" {
-  description = "Name of the SSM SecureString parameter holding the Hugging Face token (read at boot; may be absent for public models)."
+  description = "Name of the SSM SecureString parameter holding the Hugging Face token (read at boot; may be absent for public models). Null: /<name>/hf_token, one per deployment."
   type        = string
-  default     = "/inference/hf_token"
-
-  validation {
-    condition     = can(regex("^/[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$", var.hf_token_parameter_name))
-    error_message = "hf_token_parameter_name must be an SSM parameter path such as /inference/hf_token."
-  }
 }
 
 variable "api_keys_parameter_name" {
-  description = "Name of the SSM SecureString parameter holding the proxy's API keys (comma-separated). Created with a random key at first boot when missing."
+  description = "Name of the SSM SecureString parameter holding the proxy's API keys (comma-separated). Created with a random key at first boot when missing. Null: /<name>/api_keys, one per deployment."
   type        = string
-  default     = "/inference/api_keys"
-
-  validation {
-    condition     = can(regex("^/[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$", var.api_keys_parameter_name))
-    error_message = "api_keys_parameter_name must be an SSM parameter path such as /inference/api_keys."
-  }
 }
 
 variable "watchdog_interval" {

@@ -24,6 +24,7 @@ resource "aws_route53_record" "this" {
   ttl     = var.ttl
   records = var.ip_addresses
 
-  # A record left behind by an earlier instance of the same name is taken over, not an error.
-  allow_overwrite = true
+  # False: an existing record of the same name fails the apply instead of being replaced
+  # (and deleted on destroy) without a word.
+  allow_overwrite = var.allow_overwrite
 }

@@ -41,3 +41,9 @@ variable "ttl" {
     error_message = "ttl must be between 0 and 86400 seconds."
   }
 }
+
+variable "allow_overwrite" {
+  description = "Take over a record of the same name and type that already exists in the zone (UPSERT; destroy then deletes it). False (default): the apply fails when such a record exists."
+  type        = bool
+  default     = false
+}

@@ -1,15 +1,16 @@
 data "aws_availability_zones" "available" {
-  #checkov:skip=CKV_AWS_394:Used only when availability_zones is empty, and only the first az_count names are taken; set availability_zones to pin the zones.
+  #checkov:skip=CKV_AWS_394:Used only when availability_zones is empty, and only the first az_count usable names are taken; set availability_zones to pin the zones.
   count = length(var.availability_zones) == 0 ? 1 : 0
   state = "available"
 }
 
 locals {
-  availability_zones = (
-    length(var.availability_zones) > 0
-    ? slice(var.availability_zones, 0, min(var.az_count, length(var.availability_zones)))
-    : slice(data.aws_availability_zones.available[0].names, 0, var.az_count)
-  )
+  candidate_zones = length(var.availability_zones) > 0 ? var.availability_zones : data.aws_availability_zones.available[0].names
+  usable_zones = [
+    for zone in local.candidate_zones : zone
+    if length(var.usable_zones) == 0 || contains(var.usable_zones, zone)
+  ]
+  availability_zones = slice(local.usable_zones, 0, min(var.az_count, length(local.usable_zones)))
   # Subnets are /24-sized slices of a /16 (newbits scale with the VPC prefix):
   # public subnets take the first indexes, private ones start at 100.
   subnet_newbits = 24 - tonumber(split("/", var.cidr_block)[1])
@@ -25,6 +26,10 @@ resource "aws_vpc" "this" {
   tags = merge(var.tags, { Name = var.name })
 
   lifecycle {
+    precondition {
+      condition     = length(local.availability_zones) > 0
+      error_message = "None of the availability zones ${join(", ", local.candidate_zones)} is usable (usable_zones: ${join(", ", var.usable_zones)}). From the root module these are the zones that offer the instance type: include one of them in availability_zones, or leave availability_zones empty."
+    }
     precondition {
       condition     = !var.enable_nat_gateway || var.enable_private_subnets
       error_message = "enable_nat_gateway needs enable_private_subnets = true: a NAT gateway only serves private subnets."
@@ -77,6 +82,20 @@ resource "aws_route_table_association" "public" {
 
   subnet_id      = aws_subnet.public[count.index].id
   route_table_id = aws_route_table.public.id
+}
+
+# S3 without a public address: at first boot the instance fetches its scripts before its
+# Elastic IP is associated, and a gateway endpoint (free) routes S3 through the VPC instead
+# of the internet. ECR image layers come from S3 too, so pulls take the same path.
+data "aws_region" "current" {}
+
+resource "aws_vpc_endpoint" "s3" {
+  vpc_id            = aws_vpc.this.id
+  service_name      = "com.amazonaws.${data.aws_region.current.region}.s3"
+  vpc_endpoint_type = "Gateway"
+  route_table_ids   = concat([aws_route_table.public.id], aws_route_table.private[*].id)
+
+  tags = merge(var.tags, { Name = "${var.name}-s3" })
 }
 
 resource "aws_subnet" "private" {

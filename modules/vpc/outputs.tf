@@ -14,8 +14,14 @@ output "availability_zones" {
 }
 
 output "public_subnet_ids" {
-  description = "IDs of the public subnets, one per availability zone."
+  description = "IDs of the public subnets, one per availability zone. What uses them waits for their routes (internet gateway, S3 endpoint), so an instance launched into one reaches S3 from its first boot."
   value       = aws_subnet.public[*].id
+  depends_on  = [aws_route.public_internet, aws_route_table_association.public, aws_vpc_endpoint.s3]
+}
+
+output "s3_endpoint_id" {
+  description = "ID of the S3 gateway endpoint on the subnets' route tables."
+  value       = aws_vpc_endpoint.s3.id
 }
 
 output "private_subnet_ids" {

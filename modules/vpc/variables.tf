@@ -20,14 +20,21 @@ variable "cidr_block" {
 }
 
 variable "availability_zones" {
-  description = "Availability zones for the subnets. Empty: the first az_count zones of the region are looked up."
+  description = "Availability zones for the subnets, in order of preference (the first az_count usable ones are taken). Empty: the region's available zones are looked up."
+  type        = list(string)
+  default     = []
+  nullable    = false
+}
+
+variable "usable_zones" {
+  description = "Zones the subnets may use, e.g. those that offer the instance type (aws_ec2_instance_type_offerings). Zones of availability_zones (or of the lookup) outside this list are skipped. Empty: no restriction."
   type        = list(string)
   default     = []
   nullable    = false
 }
 
 variable "az_count" {
-  description = "How many availability zones get a public (and, when enabled, a private) subnet."
+  description = "How many availability zones get a public (and, when enabled, a private) subnet: the first az_count usable ones."
   type        = number
   default     = 2
 

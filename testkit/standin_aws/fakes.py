@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
+import fnmatch
 import hashlib
 import json
 from typing import Any
@@ -163,9 +166,57 @@ def computed_string(tf_type: str, name: str, state: dict[str, Any], seed: str,
     return f"{name.replace('_', '-')}-{seed[:12]}"
 
 
+def user_data_hash(user_data: str) -> str:
+    """What aws_instance stores for user_data: the SHA-1 (hex) of the bytes EC2 runs, i.e.
+    of the base64-decoded value when the text is valid base64, else of the text."""
+    try:
+        raw = base64.b64decode(user_data, validate=True)
+    except (binascii.Error, ValueError):
+        raw = user_data.encode()
+    return hashlib.sha1(raw, usedforsecurity=False).hexdigest()
+
+
 # --------------------------------------------------------------------------- data sources
 
 AMI_ID = "ami-0abcdef1234567890"
+ZONE_LETTERS = "abcdef"
+# Instance types that, like the largest GPU types in real regions, are offered in a few
+# availability zones only (by zone letter), or in none of the region; every other type is
+# offered in all six. Tests use them to place an instance where the first zone does not
+# offer its type, and to see a type the region does not have at all.
+SCARCE_OFFERINGS = {"p4d.24xlarge": "bc", "p5.48xlarge": "cd", "u7in-32tb.224xlarge": ""}
+
+
+def ssm_ami_id(name: str) -> str:
+    """The AMI an SSM public parameter names: a different, stable id per parameter (the GPU
+    and CPU parameters answer differently, as they do on AWS)."""
+    return "ami-" + digest("ssm-ami", name)[:17]
+
+
+def instance_type_offerings(config: dict[str, Any], region: str) -> dict[str, Any]:
+    """aws_ec2_instance_type_offerings: the (type, location) pairs the filters select. The
+    instance-type filter is required here (the stand-in has no catalogue of every type)."""
+    filters = {f.get("name"): list(f.get("values") or []) for f in config.get("filter") or []}
+    location_type = config.get("location_type") or "region"
+    types = filters.get("instance-type", [])
+    rows: list[tuple[str, str]] = []
+    for instance_type in types:
+        if any(ch in instance_type for ch in "*?"):
+            continue  # wildcards would need the catalogue; exact names only
+        letters = SCARCE_OFFERINGS.get(instance_type, ZONE_LETTERS)
+        if location_type == "region":
+            locations = [region]
+        elif location_type == "availability-zone-id":
+            locations = [f"use1-az{ZONE_LETTERS.index(x) + 1}" for x in letters]
+        else:
+            locations = [f"{region}{x}" for x in letters]
+        rows += [(instance_type, location) for location in locations]
+    wanted = filters.get("location")
+    if wanted:
+        rows = [r for r in rows if any(fnmatch.fnmatchcase(r[1], w) for w in wanted)]
+    return {"id": region, "instance_types": [r[0] for r in rows],
+            "locations": [r[1] for r in rows], "location_types": [location_type] * len(rows),
+            "location_type": location_type}
 
 
 def data_source_values(tf_type: str, config: dict[str, Any], region: str) -> dict[str, Any]:
@@ -184,7 +235,7 @@ def data_source_values(tf_type: str, config: dict[str, Any], region: str) -> dic
                 "description": "US East (N. Virginia)" if chosen == "us-east-1" else chosen}
     if tf_type == "aws_availability_zones":
         excluded = set(config.get("exclude_names") or [])
-        names = [f"{region}{s}" for s in "abcdef" if f"{region}{s}" not in excluded]
+        names = [f"{region}{s}" for s in ZONE_LETTERS if f"{region}{s}" not in excluded]
         return {"id": region, "names": names,
                 "zone_ids": [f"use1-az{i + 1}" for i in range(len(names))],
                 "group_names": [region], "state": config.get("state") or "available"}
@@ -206,7 +257,7 @@ def data_source_values(tf_type: str, config: dict[str, Any], region: str) -> dic
                 "resource_record_set_count": 2, "caller_reference": "terraform"}
     if tf_type == "aws_ssm_parameter":
         name = str(config.get("name") or "")
-        value = AMI_ID if "/ami" in name or "image" in name else f"value-of-{name}"
+        value = ssm_ami_id(name) if "/ami" in name or "image" in name else f"value-of-{name}"
         return {"id": name, "name": name, "type": "String", "value": value,
                 "insecure_value": value, "version": 1,
                 "arn": f"arn:{PARTITION}:ssm:{region}:{ACCOUNT_ID}:parameter/{name.lstrip('/')}"}
@@ -218,6 +269,8 @@ def data_source_values(tf_type: str, config: dict[str, Any], region: str) -> dic
                 "supported_architectures": ["x86_64"],
                 "gpus": [{"count": gpus, "manufacturer": "NVIDIA", "memory_size": 24576,
                           "name": "A10G"}] if gpus else []}
+    if tf_type == "aws_ec2_instance_type_offerings":
+        return instance_type_offerings(config, region)
     if tf_type == "aws_eip":
         seed = digest(tf_type, config)
         return {"id": config.get("id") or "eipalloc-" + seed[:17],

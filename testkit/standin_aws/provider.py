@@ -4,16 +4,19 @@ It behaves like an SDKv2 provider with no AWS behind it: a plan keeps the config
 marks computed attributes that have no value yet as unknown and fills in tags_all from the
 provider's default_tags; an apply replaces every unknown with a deterministic fake value
 (ids, ARNs, addresses derived from the resource's own arguments); a read returns the state
-unchanged, so a second plan after apply is empty. Replacement (ForceNew) is not modelled.
+unchanged, so a second plan after apply is empty. Replacement follows the ForceNew table of
+force_new.yaml (force_new.py), and values the provider stores transformed (a StateFunc, such
+as aws_instance.user_data kept as its SHA-1) are planned transformed.
 """
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable
 from typing import Any
 
-from . import fakes
+from . import fakes, force_new
 from .cty import UNKNOWN
 
 Json = dict[str, Any]
@@ -28,6 +31,7 @@ class Provider:
         self.default_tags: dict[str, str] = {}
         self._issued: dict[str, int] = {}
         self._lock = threading.Lock()
+        self.force_new = force_new.load(schema)
 
     def resource_block(self, tf_type: str) -> Json:
         return self.schema["resource_schemas"][tf_type]["block"]  # type: ignore[no-any-return]
@@ -57,7 +61,28 @@ class Provider:
         if "region" in block["attributes"] and planned.get("region") in (None, UNKNOWN):
             # terraform-provider-aws 6 plans the provider's region for every resource.
             planned["region"] = self.region
+        for name, state_func in STATE_FUNCS.get(tf_type, {}).items():
+            if isinstance(planned.get(name), str):
+                planned[name] = state_func(planned[name])
         return planned
+
+    def requires_replace(self, tf_type: str, prior: Json | None,
+                         planned: Json | None) -> list[force_new.AttrPath]:
+        """The paths whose change forces a new resource (none for types not in the table)."""
+        rule = self.force_new.get(tf_type)
+        if rule is None:
+            return []
+        return force_new.requires_replace(self.resource_block(tf_type), rule, prior, planned)
+
+    def create_failure(self, tf_type: str) -> str | None:
+        """The error AWS would answer a create of `tf_type` with, when a test asks for one
+        with EC2I_STANDIN_FAIL_CREATE (a comma list of types): how a launch that finds no
+        capacity looks to Terraform."""
+        failing = {t.strip() for t in os.environ.get(FAIL_CREATE_ENV, "").split(",")}
+        if tf_type not in failing:
+            return None
+        injected = f"creating {tf_type}: injected failure ({FAIL_CREATE_ENV})"
+        return CREATE_FAILURES.get(tf_type, injected)
 
     def apply(self, tf_type: str, planned: Json | None) -> Json | None:
         if planned is None:
@@ -115,6 +140,20 @@ class Provider:
 
 
 # --------------------------------------------------------------------------- helpers
+
+FAIL_CREATE_ENV = "EC2I_STANDIN_FAIL_CREATE"
+CREATE_FAILURES = {
+    "aws_instance": (
+        "creating EC2 Instance: operation error EC2: RunInstances, https response error "
+        "StatusCode: 500, api error InsufficientInstanceCapacity: We currently do not have "
+        "sufficient capacity in the Availability Zone you requested."),
+}
+
+# Arguments the provider stores transformed (SDKv2 StateFunc): the plan shows, and the state
+# keeps, the transformed value, never the configured one.
+STATE_FUNCS: dict[str, dict[str, Callable[[str], str]]] = {
+    "aws_instance": {"user_data": fakes.user_data_hash},
+}
 
 Visitor = Callable[[str, Json, Any, Json], Any]
 

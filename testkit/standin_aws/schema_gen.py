@@ -66,7 +66,8 @@ REQUIRED_TYPES = frozenset({
     "data.aws_ami", "data.aws_availability_zones", "data.aws_route53_zone",
     "data.aws_caller_identity", "data.aws_region", "data.aws_partition",
     "data.aws_iam_policy_document", "data.aws_ssm_parameter", "data.aws_ec2_instance_type",
-    "data.aws_eip",
+    "data.aws_eip", "data.aws_ec2_instance_type_offerings", "aws_vpc_endpoint",
+    "aws_s3_bucket_lifecycle_configuration",
 })
 
 Json = dict[str, Any]

@@ -93,6 +93,12 @@ def schema_response(schema: Json) -> pb.GetProviderSchema.Response:
 # --------------------------------------------------------------------------- service
 
 
+def _attribute_path(path: tuple[str | int, ...]) -> pb.AttributePath:
+    return pb.AttributePath(steps=[
+        pb.AttributePath.Step(element_key_int=step) if isinstance(step, int)
+        else pb.AttributePath.Step(attribute_name=step) for step in path])
+
+
 def _error(summary: str, detail: str = "") -> pb.Diagnostic:
     return pb.Diagnostic(severity=pb.Diagnostic.ERROR, summary=summary, detail=detail)
 
@@ -171,14 +177,20 @@ class ProviderService:
         prior = self._decode(request.prior_state, "resource", name)
         proposed = self._decode(request.proposed_new_state, "resource", name)
         planned = self.provider.plan(name, prior, proposed)
+        replace = [_attribute_path(path)
+                   for path in self.provider.requires_replace(name, prior, planned)]
         return pb.PlanResourceChange.Response(
-            planned_state=self._encode(planned, "resource", name),
+            planned_state=self._encode(planned, "resource", name), requires_replace=replace,
             planned_private=request.prior_private, legacy_type_system=True)
 
     def ApplyResourceChange(self, request: pb.ApplyResourceChange.Request
                             ) -> pb.ApplyResourceChange.Response:
         name = request.type_name
         planned = self._decode(request.planned_state, "resource", name)
+        prior = self._decode(request.prior_state, "resource", name)
+        failure = self.provider.create_failure(name) if prior is None and planned else None
+        if failure is not None:
+            return pb.ApplyResourceChange.Response(diagnostics=[_error(failure)])
         state = self.provider.apply(name, planned)
         return pb.ApplyResourceChange.Response(
             new_state=self._encode(state, "resource", name), private=request.planned_private,

@@ -12,9 +12,9 @@ from collections.abc import Callable
 import httpx
 import openai
 import pytest
-from conftest import API_KEY, ThreadedProxy, access_lines
 
 from testkit.fake_vllm import MODEL, FakeVLLM
+from testkit.proxy_server import API_KEY, ThreadedProxy, access_lines
 
 MESSAGES = [{"role": "user", "content": "hi"}]
 
@@ -85,8 +85,10 @@ def test_the_client_key_is_not_forwarded_to_vllm(proxy: ThreadedProxy, fake: Fak
     assert "authorization" not in fake.records[-1].headers
 
 
-def test_auth_off_when_no_keys(fake: FakeVLLM, start_proxy: Callable[..., ThreadedProxy]) -> None:
-    proxy = start_proxy(fake.url, api_keys=())
+def test_auth_off_only_when_explicitly_disabled(
+    fake: FakeVLLM, start_proxy: Callable[..., ThreadedProxy]
+) -> None:
+    proxy = start_proxy(fake.url, api_keys="", auth_disabled=True)
     with proxy.client(None) as client:
         assert client.get("/v1/models").status_code == 200
 

@@ -13,9 +13,10 @@ from collections.abc import Callable
 import httpx
 import openai
 import pytest
-from conftest import API_KEY, ThreadedProxy, access_lines, free_port
 
 from testkit.fake_vllm import MODEL, FakeVLLM
+from testkit.ports import free_port
+from testkit.proxy_server import API_KEY, ThreadedProxy, access_lines
 
 MESSAGES = [{"role": "user", "content": "hi"}]
 CHAT = "/v1/chat/completions"
@@ -102,8 +103,9 @@ def test_client_disconnect_mid_stream_closes_the_upstream_connection(
     sock.close()
     assert fake.wait_for(lambda: fake.records[0].client_gone, timeout=2)
     record = fake.records[0]
-    assert record.client_gone_at is not None and record.client_gone_at - gone_at < 0.5
-    assert record.tokens_sent < 20
+    # "At once": well before the 5 s the stream had left (generous for a loaded machine).
+    assert record.client_gone_at is not None and record.client_gone_at - gone_at < 2.0
+    assert record.tokens_sent < 60
     line = access_lines(caplog, 1)[0]
     assert line["outcome"] == "client_gone" and line["stream"] is True
     assert proxy.metric("proxy_client_disconnects_total", route=CHAT) == 1
@@ -121,7 +123,7 @@ def test_client_disconnect_while_waiting_for_the_first_token_closes_upstream(
     gone_at = time.monotonic()
     sock.close()
     assert fake.wait_for(lambda: fake.records[0].client_gone, timeout=2)
-    assert fake.records[0].client_gone_at - gone_at < 0.5  # type: ignore[operator]
+    assert fake.records[0].client_gone_at - gone_at < 2.0  # type: ignore[operator]  # ttft 5 s
     assert fake.records[0].tokens_sent == 0
 
 
@@ -178,7 +180,8 @@ def test_no_first_token_within_budget_is_504_and_upstream_is_closed(
     started = time.monotonic()
     with proxy.client() as client:
         response = client.post(CHAT, json=stream_body(3, ttft=5.0))
-    assert response.status_code == 504 and time.monotonic() - started < 1.5
+    # The 0.5 s budget, not the 5 s the fake would take (generous for a loaded machine).
+    assert response.status_code == 504 and time.monotonic() - started < 4.0
     assert response.json()["error"]["type"] == "timeout"
     assert fake.wait_for(lambda: fake.records[0].client_gone, timeout=1)
     assert access_lines(caplog, 1)[0]["outcome"] == "timeout"
@@ -214,12 +217,12 @@ def test_idle_stream_ends_with_an_error_event_and_a_clean_end(
 def test_non_streaming_total_budget_answers_504(
     fake: FakeVLLM, start_proxy: Callable[..., ThreadedProxy]
 ) -> None:
-    proxy = start_proxy(fake.url, default_timeout=0.4, max_timeout=1.0)
+    proxy = start_proxy(fake.url, default_timeout=0.4, max_timeout=5.0)
     with proxy.client() as client:
-        slow = {"model": MODEL, "messages": MESSAGES, "max_tokens": 2, "fake": {"ttft": 3.0}}
+        # The same 1 s answer: 2 tokens buy 0.4 + 0.1 s (504), 40 tokens 0.4 + 2.0 s.
+        slow = {"model": MODEL, "messages": MESSAGES, "max_tokens": 2, "fake": {"ttft": 1.0}}
         assert client.post(CHAT, json=slow).status_code == 504
-        # a larger max_tokens buys a larger budget: 12 tokens * 0.05 s = +0.6 s
-        fits = {"model": MODEL, "messages": MESSAGES, "max_tokens": 12, "fake": {"ttft": 0.6}}
+        fits = {"model": MODEL, "messages": MESSAGES, "max_tokens": 40, "fake": {"ttft": 1.0}}
         assert client.post(CHAT, json=fits).status_code == 200
 
 
@@ -234,7 +237,7 @@ def test_unreachable_vllm_is_503_with_retry_after_after_retrying(
     elapsed = time.monotonic() - started
     assert response.status_code == 503 and response.headers["retry-after"] == "5"
     assert response.json()["error"]["code"] == "upstream_unavailable"
-    assert 0.3 < elapsed < 3
+    assert 0.3 < elapsed < 5  # retried for the 0.5 s window, then answered
     assert proxy.metric("proxy_upstream_retries_total") >= 3
     assert access_lines(caplog, 1)[0]["outcome"] == "upstream_error"
 
@@ -257,17 +260,26 @@ def test_vllm_coming_back_during_the_retry_window_serves_the_request(
         late.stop()
 
 
-def test_many_concurrent_streams_are_never_merged(proxy: ThreadedProxy, fake: FakeVLLM) -> None:
-    def one(results: list[bool]) -> None:
+def test_many_concurrent_streams_are_never_merged_nor_mixed_up(
+    proxy: ThreadedProxy, fake: FakeVLLM
+) -> None:
+    """24 streams at once over the pooled upstream connections: each reads its own
+    tokens, one event per read, and every event is the answer to its own request."""
+
+    def one(index: int, results: list[bool]) -> None:
+        rid = f"stream-{index}"
         with (
             proxy.client() as client,
-            client.stream("POST", CHAT, json=stream_body(6, tps=30)) as r,
+            client.stream(
+                "POST", CHAT, json=stream_body(6, tps=30), headers={"x-request-id": rid}
+            ) as r,
         ):
             reads = [d for d in r.iter_raw() if b'"content":"t' in d]
-            results.append([len(events_of(d)) for d in reads] == [1] * 6)
+        ids = {json.loads(e.removeprefix(b"data: "))["id"] for d in reads for e in events_of(d)}
+        results.append([len(events_of(d)) for d in reads] == [1] * 6 and ids == {f"cmpl-{rid}"})
 
     results: list[bool] = []
-    threads = [threading.Thread(target=one, args=(results,)) for _ in range(24)]
+    threads = [threading.Thread(target=one, args=(i, results)) for i in range(24)]
     for t in threads:
         t.start()
     for t in threads:
@@ -275,15 +287,52 @@ def test_many_concurrent_streams_are_never_merged(proxy: ThreadedProxy, fake: Fa
     assert results == [True] * 24
 
 
+def test_concurrent_clients_each_get_the_answer_to_their_own_request(
+    proxy: ThreadedProxy, fake: FakeVLLM
+) -> None:
+    """Streams and plain answers interleaved over reused upstream connections (different
+    lengths, so they end at different times): a pool that handed a connection back too
+    early, or a response to the wrong waiter, shows as a foreign id."""
+    mismatches: list[str] = []
+
+    def one(index: int) -> None:
+        with proxy.client() as client:
+            for turn in range(4):
+                rid = f"client-{index}-{turn}"
+                body = stream_body(2 + (index + turn) % 5, tps=200)
+                body["stream"] = (index + turn) % 2 == 0
+                response = client.post(CHAT, json=body, headers={"x-request-id": rid})
+                if body["stream"]:
+                    got = {
+                        json.loads(e.removeprefix(b"data: "))["id"]
+                        for e in events_of(response.content)
+                        if e.startswith(b"data: {")
+                    }
+                else:
+                    got = {response.json()["id"]}
+                if got != {f"cmpl-{rid}"} or response.headers["x-request-id"] != rid:
+                    mismatches.append(f"{rid}: {got}")
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert mismatches == []
+    assert len(fake.records) == 64
+    assert len({r.connection for r in fake.records}) < 64  # connections were reused
+
+
 def test_plain_httpx_stream_reads_the_same_bytes_as_direct(
     proxy: ThreadedProxy, fake: FakeVLLM
 ) -> None:
     body = stream_body(5)
     body["stream_options"] = {"include_usage": True}
+    same_id = {"x-request-id": "same-request"}
     with proxy.client() as client:
-        via_proxy = client.post(CHAT, json=body).content
-    direct = httpx.post(fake.url + CHAT, json=body).content
-    assert via_proxy == direct
+        via_proxy = client.post(CHAT, json=body, headers=same_id).content
+    direct = httpx.post(fake.url + CHAT, json=body, headers=same_id).content
+    assert via_proxy == direct and b'"id":"cmpl-same-request"' in direct
 
 
 def test_finished_responses_reuse_one_upstream_connection(

@@ -1,15 +1,21 @@
-"""The timeout budget function (DESIGN section 4): pure logic, no server."""
+"""The timeout budget function (docs/API_REFERENCE.md, timeouts): pure logic, no server."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
+from inference_proxy.request import Facts, parse_facts
 from inference_proxy.timeouts import (
     ASSUMED_MAX_TOKENS,
     compute_budget,
     model_size_b,
-    request_facts,
     size_factor,
 )
+
+
+def request_facts(body: object) -> Facts:
+    return parse_facts(json.dumps(body).encode(), b"application/json")
 
 CHAT = "/v1/chat/completions"
 

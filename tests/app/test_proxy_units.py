@@ -5,8 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from inference_proxy.auth import KeyChecker, bearer_token
-from inference_proxy.config import ConfigError, Settings, load_api_keys
+from inference_proxy.config import ConfigError, Settings
 from inference_proxy.errors import (
     BadRequest,
     HeadersTooLarge,
@@ -19,16 +18,18 @@ from inference_proxy.errors import (
     UpstreamUnavailable,
     sse_error_event,
 )
+from inference_proxy.keys import bearer_token, key_id, load_key_set
+from inference_proxy.relay import response_headers
+from inference_proxy.request import request_headers, upstream_target
 from inference_proxy.routes import is_forwarded, route_label
-from inference_proxy.upstream import request_headers, response_headers, upstream_target
 
 
 def test_defaults_match_the_design_table() -> None:
-    s = Settings.from_env({})
+    s = Settings.from_env({"PROXY_API_KEYS": "k"})
     assert (s.upstream_url, s.host, s.port) == ("http://127.0.0.1:8000", "0.0.0.0", 8080)
     assert (s.default_timeout, s.max_timeout, s.max_concurrency) == (90, 600, 256)
-    assert (s.max_body_bytes, s.log_format, s.api_keys) == (10485760, "json", ())
-    assert not s.auth_enabled
+    assert (s.max_body_bytes, s.log_format) == (10485760, "json")
+    assert s.auth_enabled
 
 
 def test_settings_read_every_variable() -> None:
@@ -46,7 +47,10 @@ def test_settings_read_every_variable() -> None:
         }
     )
     assert s.upstream_url == "http://10.0.0.1:9000"
-    assert (s.host, s.port, s.api_keys) == ("127.0.0.1", 9090, ("a", "b"))
+    assert (s.host, s.port) == ("127.0.0.1", 9090)
+    assert sorted(key.name for key in s.load_keys() or ()) == sorted(
+        [key_id("a"), key_id("b")]
+    )
     assert (s.default_timeout, s.max_timeout, s.max_concurrency) == (30, 1200, 8)
     assert (s.max_body_bytes, s.log_format) == (1000, "text")
 
@@ -68,7 +72,7 @@ def test_settings_read_every_variable() -> None:
 )
 def test_invalid_settings_fail_naming_the_variable(env: dict[str, str], named: str) -> None:
     with pytest.raises(ConfigError, match=named):
-        Settings.from_env(env)
+        Settings.from_env({"PROXY_API_KEYS": "k", **env})
 
 
 def test_keys_come_from_the_list_and_the_file(tmp_path: object) -> None:
@@ -76,20 +80,26 @@ def test_keys_come_from_the_list_and_the_file(tmp_path: object) -> None:
 
     path = Path(str(tmp_path)) / "keys"
     path.write_text("# proxy keys\nfile-key-1\n\nfile-key-2, shared  # trailing comment\n")
-    keys = load_api_keys("env-key, shared,,", str(path))
-    assert keys == ("env-key", "shared", "file-key-1", "file-key-2")
+    keys = load_key_set("env-key, shared,,", str(path))
+    names = [key.name for key in keys]
+    expected = ["env-key", "shared", "file-key-1", "file-key-2"]
+    assert names == [key_id(k) for k in expected]
+    for key in expected:
+        found = keys.authenticate(b"Bearer " + key.encode())
+        assert found is not None and found.name == key_id(key)
 
 
 def test_settings_repr_never_shows_keys() -> None:
     s = Settings.from_env({"PROXY_API_KEYS": "super-secret-value"})
     assert "super-secret-value" not in repr(s)
+    assert "super-secret-value" not in repr(list(s.load_keys() or ()))
 
 
-def test_key_checker_accepts_each_key_and_nothing_else() -> None:
-    checker = KeyChecker(("alpha-key", "beta-key"))
-    assert checker.check(b"Bearer alpha-key")
-    assert checker.check(b"bearer beta-key")
-    assert checker.check(b"Bearer   beta-key  ")
+def test_key_set_accepts_each_key_and_nothing_else() -> None:
+    keys = load_key_set("alpha-key,beta-key", None)
+    assert keys.authenticate(b"Bearer alpha-key") is not None
+    assert keys.authenticate(b"bearer beta-key") is not None
+    assert keys.authenticate(b"Bearer   beta-key  ") is not None
     for bad in [
         None,
         b"",
@@ -103,17 +113,12 @@ def test_key_checker_accepts_each_key_and_nothing_else() -> None:
         b"Bearer alpha-key beta-key",
         b"Token alpha-key",
     ]:
-        assert not checker.check(bad), bad
+        assert keys.authenticate(bad) is None, bad
 
 
-def test_no_keys_means_auth_off() -> None:
-    checker = KeyChecker(())
-    assert not checker.enabled and checker.check(None)
-
-
-def test_key_checker_stores_no_plain_key() -> None:
-    checker = KeyChecker(("plain-secret",))
-    assert b"plain-secret" not in repr(vars(checker)).encode()
+def test_key_set_stores_no_plain_key() -> None:
+    keys = load_key_set("plain-secret", None)
+    assert b"plain-secret" not in repr(vars(keys)).encode()
 
 
 def test_bearer_token_parsing() -> None:

@@ -13,11 +13,12 @@ from collections.abc import AsyncIterator, Callable, Iterator
 
 import pytest
 import uvicorn
-from conftest import API_KEY, ThreadedProxy
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
+
+from testkit.proxy_server import API_KEY, ThreadedProxy
 
 
 class UvicornUpstream:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import itertools
 import json
 import ssl
+import statistics
 import threading
 import time
 
@@ -25,9 +26,25 @@ CHAT = {"model": MODEL, "messages": [{"role": "user", "content": "Say something.
 
 def test_http_redirects_to_https_with_a_301(https_stack: HttpsStack) -> None:
     with https_stack.client() as client:
-        response = client.get(f"http://{https_stack.domain}/v1/models?x=1")
+        response = client.get(f"http://{https_stack.domain}/health?x=1")
     assert response.status_code == 301
-    assert response.headers["location"] == f"https://{https_stack.domain}/v1/models?x=1"
+    assert response.headers["location"] == f"https://{https_stack.domain}/health?x=1"
+
+
+@pytest.mark.parametrize("path", ["/v1/models", "/v1/chat/completions", "/tokenize"])
+def test_http_refuses_api_routes_with_a_json_403_not_a_redirect(
+        https_stack: HttpsStack, path: str) -> None:
+    # A 301 would make clients that follow redirects send their key in clear first; the
+    # key already sent is what the message warns about.
+    with https_stack.client() as client:
+        response = client.post(f"http://{https_stack.domain}{path}", json=CHAT,
+                               headers={"Authorization": f"Bearer {API_KEY}"})
+    assert response.status_code == 403
+    assert "location" not in response.headers
+    assert response.headers["content-type"].startswith("application/json")
+    error = response.json()["error"]
+    assert error["code"] == "https_required" and error["type"] == "invalid_request_error"
+    assert f"https://{https_stack.domain}" in error["message"]
 
 
 def test_certificate_chains_to_pebbles_root_and_nothing_else(https_stack: HttpsStack) -> None:
@@ -79,8 +96,10 @@ def test_streamed_chat_completion_arrives_chunk_by_chunk(https_stack: HttpsStack
     assert len(arrivals) == tokens
     gaps = [later - earlier for earlier, later in itertools.pairwise(arrivals)]
     # One token every 125 ms upstream: buffered anywhere, they would land in one burst.
+    # Both checks are ratios of the upstream's pace: a loaded machine only spreads the
+    # chunks further, and a late reader that takes two chunks at once moves no median.
     assert arrivals[-1] - arrivals[0] >= 0.6 * (tokens - 1) / tokens_per_second, arrivals
-    assert sum(gap > 0.04 for gap in gaps) >= len(gaps) * 2 // 3, gaps
+    assert statistics.median(gaps) >= 0.3 / tokens_per_second, gaps
 
 
 def test_renewal_is_picked_up_by_nginx_without_dropping_an_open_stream(

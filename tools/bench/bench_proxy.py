@@ -1,248 +1,216 @@
 """Benchmark: what each proxy adds in front of the same fake vLLM, in one alternating run.
 
-    .venv/bin/python tools/bench/bench_proxy.py            # about 3 minutes
-    .venv/bin/python tools/bench/bench_proxy.py --quick    # about 1 minute, fewer samples
+    .venv/bin/python tools/bench/bench_proxy.py                        # ~4 min
+    .venv/bin/python tools/bench/bench_proxy.py --quick --no-pin       # ~1.5 min
+    .venv/bin/python tools/bench/bench_proxy.py --only ours,ours-keys  # 1 key vs 100 named keys
+    .venv/bin/python tools/bench/bench_proxy.py --only ours --baseline main   # before/after
 
-Paths: direct (client -> fake vLLM), NGINX (proxy_buffering off, upstream keep-alive),
-our proxy (`python -m inference_proxy`, API key on, JSON access log to a file) and the
-LiteLLM proxy (configured as a plain OpenAI pass-through; installed on first use into
-$EC2I_CACHE/litellm-venv, never into the project venv). The upstream is testkit/fake_vllm.py:
-precomputed vLLM-shaped chunks, one write per token.
+Paths (`--only`, comma list; default direct, nginx, ours, litellm):
 
-The proxies run pinned to CPU 1, the fake upstream and the load generator to CPU 0.
-Segments alternate path by path for several rounds, so drift on a shared machine hits
-every path alike. Measured:
+* `direct`: client -> fake vLLM (always measured: the other paths are shown against it);
+* `nginx`: NGINX with `proxy_buffering off` and upstream keep-alive (testkit/nginx.py);
+* `ours`: `python -m inference_proxy` of this checkout, one API key, JSON access log;
+* `ours-keys`: the same with 100 named keys, each with concurrency, request and token
+  limits and a model list (PROXY_API_KEYS_FILE); the load uses one of them; the limits
+  are high enough that nothing is refused, so every request pays for every check;
+* `baseline`: `python -m inference_proxy` of the git revision given by `--baseline REF`
+  (its app/ extracted with `git archive`), to compare a change with what it replaces;
+* `litellm`: the LiteLLM proxy as a plain OpenAI pass-through (installed on first use
+  into $EC2I_CACHE/litellm-venv, never into the project venv).
 
-* non-streaming, 64 concurrent closed-loop clients, each request answered by the fake
-  after ~0.13 s (1 token, 0.1 s TTFT): latency p50/p99 minus direct's, requests/s;
-* streaming, 256 concurrent streams at 30 tokens/s: time to first token p50/p99 minus
-  direct's; chunks relayed one for one: every HTTP chunk the client receives carries
-  exactly one token event, as the upstream wrote them (a proxy that merges events puts
-  several in one chunk; TCP coalescing of reads does not change the chunk framing, so
-  this counts only the proxy's doing; "merged reads" counts the client reads that held
-  more than one event, which also grows when a path falls behind); proxy CPU (fraction
-  of one core) and peak RSS of the proxy's processes.
+The upstream is testkit/fake_vllm.py (precomputed vLLM-shaped chunks, one write per
+token, 0.1 s to the first token, 30 tokens/s). Proxies are pinned to CPU 1, the fake and
+the load to CPU 0. Segments alternate path by path for several rounds, in an order that
+rotates every round, so drift on a shared machine hits every path alike. Measured:
 
-Prints a Markdown table (pasted into docs/API_REFERENCE.md, Performance).
+* non-streaming, 64 closed-loop clients, one-token answers (~0.13 s upstream): latency
+  p50/p99 minus direct's, requests/s, and the proxy's CPU time per request (from /proc;
+  contention inflates it far less than it inflates latencies);
+* streaming, 256 concurrent streams of 45 tokens at 30 tokens/s: time to first token
+  p50/p99 minus direct's; one-for-one: every HTTP chunk the client receives carries
+  exactly one token event, as the upstream wrote them (in brackets the share of chunks
+  carrying several); CPU of the proxy (fraction of one core) and its peak RSS.
+
+A second table gives each proxy's CPU per request and per stream as a ratio to `ours`.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
-import re
-import shutil
-import signal
-import socket
-import statistics
 import subprocess
 import sys
+import tarfile
 import tempfile
 import time
-from dataclasses import dataclass, field
+from collections.abc import Callable, Coroutine, Iterator
+from dataclasses import dataclass
+from io import BytesIO
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
+
+from testkit.bench.load import Target, nonstream_segment, stream_segment
+from testkit.bench.stats import cpu_seconds, peak_rss_mb, percentile, process_tree
+from testkit.cache import cache_dir
+from testkit.fake_vllm import MODEL
+from testkit.nginx import start_nginx
+from testkit.ports import free_port
+from testkit.processes import Service, Stack, running, start_process, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
-CACHE = Path(os.environ.get("EC2I_CACHE", Path.home() / ".cache" / "ec2-inference"))
-MODEL = "fake-org/Fake-Model-8B-Instruct"
 KEY = "bench-key-0123456789"
 LITELLM_KEY = "sk-bench-0123456789abcdef"
-TOKEN = re.compile(rb'"t\d+ "')
+NAMED_KEYS = 100
 PROXY_CPU = 1
 LOAD_CPU = 0
+STREAM_TOKENS = 45
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_port(port: int, timeout: float, proc: subprocess.Popen[bytes] | None = None) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc is not None and proc.poll() is not None:
-            raise RuntimeError(f"{proc.args!r} exited with {proc.returncode}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.1)
-    raise RuntimeError(f"nothing listens on {port} after {timeout} s")
-
-
-def log_to(path: Path) -> IO[bytes]:
-    return path.open("wb")  # stays open as long as the process that writes to it
-
-
-PIN = True
-
-
-def pinned(cpu: int, argv: list[str]) -> list[str]:
-    if PIN and shutil.which("taskset") and os.cpu_count() and os.cpu_count() > cpu:  # type: ignore[operator]
-        return ["taskset", "-c", str(cpu), *argv]
-    return argv
-
-
-# -- process accounting ----------------------------------------------------------------
-def tree(pid: int) -> list[int]:
-    """pid and all its descendants."""
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            children.setdefault(ppid, []).append(int(entry.name))
-    out, todo = [], [pid]
-    while todo:
-        p = todo.pop()
-        out.append(p)
-        todo.extend(children.get(p, []))
-    return out
-
-
-def cpu_seconds(pids: list[int]) -> float:
-    total = 0.0
-    tick = os.sysconf("SC_CLK_TCK")
-    for pid in pids:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            total += (int(fields[11]) + int(fields[12])) / tick
-        except (OSError, IndexError, ValueError):
-            pass
-    return total
-
-
-def peak_rss_mb(pids: list[int]) -> float:
-    total = 0
-    for pid in pids:
-        try:
-            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-                if line.startswith("VmHWM:"):
-                    total += int(line.split()[1])
-        except OSError:
-            pass
-    return total / 1024
-
-
-# -- the paths --------------------------------------------------------------------------
 @dataclass
 class Path_:
-    name: str
-    port: int
-    prefix: str = ""
-    headers: bytes = b""
-    proc: subprocess.Popen[bytes] | None = None
-    nonstream_latency: list[float] = field(default_factory=list)
-    nonstream_count: int = 0
-    nonstream_seconds: float = 0.0
-    nonstream_errors: int = 0
-    ttft: list[float] = field(default_factory=list)
-    stream_errors: int = 0
-    token_reads: int = 0
-    merged_reads: int = 0
-    token_chunks: int = 0
-    merged_chunks: int = 0
-    tokens_expected: int = 0
-    tokens_seen: int = 0
-    cpu: float = 0.0
-    cpu_wall: float = 0.0
+    """A path under test: its load counters and, for proxies, the service and CPU use."""
+
+    target: Target
+    service: Service | None = None
+    nonstream_cpu: float = 0.0
+    stream_cpu: float = 0.0
+    stream_wall: float = 0.0
     rss: float = 0.0
 
+    @property
+    def name(self) -> str:
+        return self.target.name
+
     def pids(self) -> list[int]:
-        return tree(self.proc.pid) if self.proc else []
+        return process_tree(self.service.pid) if self.service else []
 
 
-def start_fake(workdir: Path) -> tuple[subprocess.Popen[bytes], int]:
+@contextlib.contextmanager
+def pinned(cpu: int | None) -> Iterator[None]:
+    """Processes started inside inherit the CPU affinity `cpu` (None: no pinning)."""
+    if cpu is None or not hasattr(os, "sched_setaffinity") or (os.cpu_count() or 1) <= cpu:
+        yield
+        return
+    before = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, {cpu})
+    try:
+        yield
+    finally:
+        os.sched_setaffinity(0, before)
+
+
+def listening(port: int) -> Callable[[], bool]:
+    def check() -> bool:
+        import socket
+
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return True
+        except OSError:
+            return False
+
+    return check
+
+
+def start_fake(workdir: Path) -> Service:
     port = free_port()
-    argv = [
-        sys.executable,
-        str(ROOT / "tests" / "fake_vllm.py"),
-        "--port",
-        str(port),
-        "--tokens-per-second",
-        "30",
-        "--ttft",
-        "0.1",
-        "--uvloop",
-    ]
-    proc = subprocess.Popen(
-        pinned(LOAD_CPU, argv), stdout=subprocess.DEVNULL, stderr=log_to(workdir / "fake.log")
-    )
-    wait_port(port, 20, proc)
-    return proc, port
+    argv = [sys.executable, "-m", "testkit.fake_vllm", "--port", str(port)]
+    argv += ["--tokens-per-second", "30", "--ttft", "0.1", "--uvloop"]
+    service = start_process("fake-vllm", argv, workdir / "fake.log", f"http://127.0.0.1:{port}")
+    wait_until(service, listening(port), 30, interval=0.1)
+    return service
 
 
-def start_nginx(workdir: Path, upstream: int) -> Path_:
-    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
-    if not Path(nginx).exists():
-        raise SystemExit(
-            "nginx is not installed: apt-get install nginx (tools/prepare.sh test does)"
-        )
+def port_of(service: Service) -> int:
+    return int(service.url.rsplit(":", 1)[1])
+
+
+def start_nginx_path(workdir: Path, upstream: int) -> Path_:
     port = free_port()
-    conf = workdir / "nginx.conf"
-    conf.write_text(f"""
-worker_processes 1;
-worker_cpu_affinity {1 << PROXY_CPU:b};
-daemon off;
-pid {workdir}/nginx.pid;
-error_log {workdir}/nginx-error.log warn;
-events {{ worker_connections 4096; }}
-http {{
+    site = f"""
+upstream vllm {{ server 127.0.0.1:{upstream}; keepalive 512; }}
+server {{
+    listen 127.0.0.1:{port} backlog=4096;
     access_log off;
-    client_body_temp_path {workdir}/nginx-body;
-    proxy_temp_path {workdir}/nginx-proxy;
-    upstream vllm {{ server 127.0.0.1:{upstream}; keepalive 512; }}
-    server {{
-        listen 127.0.0.1:{port} backlog=4096;
-        location / {{
-            proxy_pass http://vllm;
-            proxy_http_version 1.1;
-            proxy_set_header Connection "";
-            proxy_buffering off;
-            proxy_read_timeout 600s;
-        }}
+    location / {{
+        proxy_pass http://vllm;
+        proxy_http_version 1.1;
+        proxy_set_header Connection "";
+        proxy_buffering off;
+        proxy_read_timeout 600s;
     }}
 }}
-""")
-    proc = subprocess.Popen(pinned(PROXY_CPU, [nginx, "-p", str(workdir), "-c", str(conf)]))
-    wait_port(port, 10, proc)
-    return Path_("NGINX", port, proc=proc)
+"""
+    service = start_nginx(workdir / "nginx", site, f"http://127.0.0.1:{port}")
+    wait_until(service, listening(port), 10, interval=0.1)
+    return Path_(Target("NGINX", port), service)
 
 
-def start_ours(workdir: Path, upstream: int) -> Path_:
+def start_inference_proxy(
+    name: str,
+    workdir: Path,
+    upstream: int,
+    *,
+    app_dir: Path,
+    key: str = KEY,
+    extra_env: dict[str, str] | None = None,
+) -> Path_:
     port = free_port()
     env = {
-        **os.environ,
         "PROXY_UPSTREAM_URL": f"http://127.0.0.1:{upstream}",
         "PROXY_HOST": "127.0.0.1",
         "PROXY_PORT": str(port),
         "PROXY_API_KEYS": KEY,
         "PROXY_MAX_CONCURRENCY": "1024",
-        "PYTHONPATH": str(ROOT / "app"),
+        # The checkout's package is installed editable; PYTHONPATH + cwd put app_dir's
+        # copy first, so a baseline revision runs its own code.
+        "PYTHONPATH": str(app_dir),
+        **(extra_env or {}),
     }
-    proc = subprocess.Popen(
-        pinned(PROXY_CPU, [sys.executable, "-m", "inference_proxy"]),
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=log_to(workdir / "proxy.log"),
+    argv = [sys.executable, "-m", "inference_proxy"]
+    service = start_process(
+        name, argv, workdir / f"{name}.log", f"http://127.0.0.1:{port}", env=env, cwd=app_dir
     )
-    wait_port(port, 30, proc)
-    return Path_(
-        "inference_proxy",
-        port,
-        headers=b"Authorization: Bearer " + KEY.encode() + b"\r\n",
-        proc=proc,
-    )
+    wait_until(service, listening(port), 30, interval=0.1)
+    headers = b"Authorization: Bearer " + key.encode() + b"\r\n"
+    return Path_(Target(name, port, headers), service)
+
+
+def named_keys_file(path: Path) -> str:
+    """100 named keys with every limit set (high enough to refuse nothing); returns the
+    key the load uses, one in the middle of the set."""
+    keys = [
+        {
+            "name": f"team-{i:03d}",
+            "key": f"sk-bench-named-{i:03d}-0123456789abcdef",
+            "max_concurrency": 1024,
+            "requests_per_minute": 10_000_000,
+            "tokens_per_minute": 1_000_000_000,
+            "models": [f"other-model-{i}", MODEL],
+        }
+        for i in range(NAMED_KEYS)
+    ]
+    path.write_text(json.dumps({"keys": keys}))
+    return str(keys[NAMED_KEYS // 2]["key"])
+
+
+def extract_app(ref: str, into: Path) -> Path:
+    """app/ of git revision `ref`, written under `into`; returns its path."""
+    archive = subprocess.run(
+        ["git", "-C", str(ROOT), "archive", "--format=tar", ref, "app"],
+        capture_output=True,
+        check=True,
+    ).stdout
+    with tarfile.open(fileobj=BytesIO(archive)) as tar:
+        tar.extractall(into, filter="data")
+    return into / "app"
 
 
 def litellm_bin() -> Path:
-    venv = CACHE / "litellm-venv"
+    venv = cache_dir() / "litellm-venv"
     exe = venv / "bin" / "litellm"
     if not exe.exists():
         print(f"installing litellm[proxy] into {venv} (first run only)", file=sys.stderr)
@@ -254,331 +222,210 @@ def litellm_bin() -> Path:
 def start_litellm(workdir: Path, upstream: int) -> Path_:
     port = free_port()
     conf = workdir / "litellm.yaml"
+    model = {
+        "model_name": MODEL,
+        "litellm_params": {
+            "model": f"openai/{MODEL}",
+            "api_base": f"http://127.0.0.1:{upstream}/v1",
+            "api_key": "unused",
+        },
+    }
     conf.write_text(
         json.dumps(
             {
-                "model_list": [
-                    {
-                        "model_name": MODEL,
-                        "litellm_params": {
-                            "model": f"openai/{MODEL}",
-                            "api_base": f"http://127.0.0.1:{upstream}/v1",
-                            "api_key": "unused",
-                        },
-                    }
-                ],
+                "model_list": [model],
                 "litellm_settings": {"drop_params": True, "telemetry": False},
                 # It refuses to start without a key; with one, it checks keys as we do.
                 "general_settings": {"master_key": LITELLM_KEY},
             }
         )
     )
-    env = {**os.environ, "LITELLM_LOG": "ERROR", "LITELLM_TELEMETRY": "False"}
-    argv = [
-        str(litellm_bin()),
-        "--config",
-        str(conf),
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--num_workers",
-        "1",
-    ]
-    proc = subprocess.Popen(
-        pinned(PROXY_CPU, argv),
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=log_to(workdir / "litellm.log"),
+    argv = [str(litellm_bin()), "--config", str(conf), "--host", "127.0.0.1"]
+    argv += ["--port", str(port), "--num_workers", "1"]
+    env = {"LITELLM_LOG": "ERROR", "LITELLM_TELEMETRY": "False"}
+    service = start_process(
+        "litellm", argv, workdir / "litellm.log", f"http://127.0.0.1:{port}", env=env
     )
-    wait_port(port, 180, proc)
-    return Path_(
-        "LiteLLM proxy",
-        port,
-        headers=b"Authorization: Bearer " + LITELLM_KEY.encode() + b"\r\n",
-        proc=proc,
-    )
+    wait_until(service, listening(port), 180, interval=0.5)
+    headers = b"Authorization: Bearer " + LITELLM_KEY.encode() + b"\r\n"
+    return Path_(Target("LiteLLM proxy", port, headers), service)
 
 
-# -- load -------------------------------------------------------------------------------
-def request_bytes(path: Path_, stream: bool, tokens: int) -> bytes:
-    body = json.dumps(
-        {
-            "model": MODEL,
-            "messages": [{"role": "user", "content": "hi"}],
-            "max_tokens": tokens,
-            "stream": stream,
-        }
-    ).encode()
-    return (
-        b"POST /v1/chat/completions HTTP/1.1\r\nHost: bench\r\n"
-        b"Content-Type: application/json\r\n"
-        + path.headers
-        + b"Content-Length: %d\r\n\r\n" % len(body)
-        + body
-    )
+# -- measuring ---------------------------------------------------------------------------
+async def measure(paths: list[Path_], rounds: int, seconds: float, stream_seconds: float) -> None:
+    for r in range(rounds):
+        # direct first, then the others in an order that rotates every round, so no path
+        # always follows the same one
+        rest = paths[1:]
+        shift = r % len(rest) if rest else 0
+        order = [paths[0], *rest[shift:], *rest[:shift]]
+        for p in order:
+            print(f"round {r + 1}/{rounds}: {p.name} non-streaming", file=sys.stderr)
+            pids = p.pids()
+            before = cpu_seconds(pids)
+            await nonstream_segment(p.target, 64, seconds)
+            p.nonstream_cpu += cpu_seconds(pids) - before
+        for p in order:
+            print(f"round {r + 1}/{rounds}: {p.name} streaming", file=sys.stderr)
+            pids = p.pids()
+            before, wall = cpu_seconds(pids), time.monotonic()
+            await stream_segment(p.target, 256, stream_seconds, STREAM_TOKENS)
+            if pids:
+                p.stream_cpu += cpu_seconds(pids) - before
+                p.stream_wall += time.monotonic() - wall
+                p.rss = max(p.rss, peak_rss_mb(pids))
 
 
-async def read_response(reader: asyncio.StreamReader, on_data: object = None) -> bytes:
-    """One HTTP/1.1 response (content-length or chunked); returns the raw body bytes."""
-    head = await reader.readuntil(b"\r\n\r\n")
-    status = int(head.split(b" ", 2)[1])
-    lower = head.lower()
-    if status != 200:
-        raise RuntimeError(f"status {status}")
-    if b"transfer-encoding: chunked" in lower:
-        body = b""
-        while True:
-            data = await reader.read(65536)
-            if not data:
-                raise RuntimeError("connection closed mid-stream")
-            if on_data is not None:
-                on_data(data)  # type: ignore[operator]
-            body += data
-            if body.endswith(b"0\r\n\r\n"):
-                return body
-    length = int(lower.split(b"content-length:", 1)[1].split(b"\r\n", 1)[0])
-    return await reader.readexactly(length)
+def run_loop(coro: Coroutine[Any, Any, None]) -> None:
+    try:
+        import uvloop
+
+        uvloop.run(coro)
+    except ImportError:
+        asyncio.run(coro)
 
 
-async def nonstream_segment(path: Path_, concurrency: int, seconds: float) -> None:
-    payload = request_bytes(path, stream=False, tokens=1)
-    stop = time.monotonic() + seconds
-    warm = time.monotonic() + 1.0
-
-    async def worker() -> None:
-        reader, writer = await asyncio.open_connection("127.0.0.1", path.port)
-        try:
-            while time.monotonic() < stop:
-                t0 = time.perf_counter()
-                writer.write(payload)
-                try:
-                    await read_response(reader)
-                except (RuntimeError, asyncio.IncompleteReadError, ConnectionError):
-                    path.nonstream_errors += 1
-                    writer.close()
-                    reader, writer = await asyncio.open_connection("127.0.0.1", path.port)
-                    continue
-                if time.monotonic() > warm:
-                    path.nonstream_latency.append(time.perf_counter() - t0)
-                    path.nonstream_count += 1
-        finally:
-            writer.close()
-
-    await asyncio.gather(*(worker() for _ in range(concurrency)))
-    path.nonstream_seconds += time.monotonic() - warm  # the warm-up second is not counted
+def cpu_per_request_us(p: Path_) -> float:
+    return p.nonstream_cpu / p.target.nonstream_total * 1e6 if p.target.nonstream_total else 0
 
 
-async def stream_segment(path: Path_, concurrency: int, seconds: float, tokens: int) -> None:
-    payload = request_bytes(path, stream=True, tokens=tokens)
-    stop = time.monotonic() + seconds
-    ramp = 1.0  # stagger the starts so the first TTFTs are not a connect storm
-    measure_from = time.monotonic() + ramp + 0.5
-
-    async def worker(index: int) -> None:
-        await asyncio.sleep(ramp * index / concurrency)
-        reader, writer = await asyncio.open_connection("127.0.0.1", path.port)
-        try:
-            while time.monotonic() < stop:
-                first: list[float] = []
-                t0 = time.perf_counter()
-
-                def on_data(data: bytes, first: list[float] = first) -> None:
-                    found = len(TOKEN.findall(data))
-                    if found:
-                        if not first:
-                            first.append(time.perf_counter())
-                        path.token_reads += 1
-                        if found > 1:
-                            path.merged_reads += 1
-
-                writer.write(payload)
-                try:
-                    body = await read_response(reader, on_data)
-                except (RuntimeError, asyncio.IncompleteReadError, ConnectionError):
-                    path.stream_errors += 1
-                    writer.close()
-                    reader, writer = await asyncio.open_connection("127.0.0.1", path.port)
-                    continue
-                path.tokens_expected += tokens
-                path.tokens_seen += len(TOKEN.findall(body))
-                for chunk in http_chunks(body):
-                    found = len(TOKEN.findall(chunk))
-                    if found:
-                        path.token_chunks += 1
-                        path.merged_chunks += found > 1
-                if first and time.monotonic() > measure_from:
-                    path.ttft.append(first[0] - t0)
-        finally:
-            writer.close()
-
-    pids = path.pids() or []
-    cpu0, wall0 = cpu_seconds(pids), time.monotonic()
-    await asyncio.gather(*(worker(i) for i in range(concurrency)))
-    if pids:
-        path.cpu += cpu_seconds(pids) - cpu0
-        path.cpu_wall += time.monotonic() - wall0
-        path.rss = max(path.rss, peak_rss_mb(pids))
-
-
-def http_chunks(body: bytes) -> list[bytes]:
-    """The payloads of a chunked transfer-encoded body."""
-    out: list[bytes] = []
-    pos = 0
-    while True:
-        end = body.index(b"\r\n", pos)
-        size = int(body[pos:end].split(b";")[0], 16)
-        if size == 0:
-            return out
-        out.append(body[end + 2 : end + 2 + size])
-        pos = end + 2 + size + 2
-
-
-# -- report -----------------------------------------------------------------------------
-def pct(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    return (
-        statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1]
-        if len(values) > 1
-        else values[0]
-    )
+def cpu_per_stream_ms(p: Path_) -> float:
+    return p.stream_cpu / p.target.streams_done * 1e3 if p.target.streams_done else 0
 
 
 def table(paths: list[Path_]) -> str:
-    direct = paths[0]
-    d50, d99 = pct(direct.nonstream_latency, 50), pct(direct.nonstream_latency, 99)
-    t50, t99 = pct(direct.ttft, 50), pct(direct.ttft, 99)
+    direct = paths[0].target
+    d50, d99 = percentile(direct.nonstream_latency, 50), percentile(direct.nonstream_latency, 99)
+    t50, t99 = percentile(direct.ttft, 50), percentile(direct.ttft, 99)
     rows = [
-        "| path | non-stream added p50 | added p99 | req/s (64 conc.) | stream added TTFT p50 | "
-        "added p99 | one-for-one (merged chunks) | merged reads | CPU at 256 streams | "
-        "peak RSS | errors |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| path | non-stream added p50 | added p99 | req/s (64 conc.) | CPU per request | "
+        "stream added TTFT p50 | added p99 | one-for-one (merged chunks) | "
+        "CPU at 256 streams | CPU per stream | peak RSS | errors |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for p in paths:
-        merged = p.merged_reads / max(1, p.token_reads)
-        complete = p.tokens_seen == p.tokens_expected
-        one_for_one = "yes" if complete and p.merged_chunks == 0 and p.token_chunks else "no"
-        one_for_one += f" ({p.merged_chunks / max(1, p.token_chunks):.2%})"
-        cpu = f"{p.cpu / p.cpu_wall:.2f} core" if p.cpu_wall else "-"
-        rss = f"{p.rss:.0f} MB" if p.rss else "-"
-        rps = p.nonstream_count / p.nonstream_seconds if p.nonstream_seconds else 0
-        if p is direct:
+        t = p.target
+        complete = t.tokens_seen == t.tokens_expected
+        one_for_one = "yes" if complete and t.merged_chunks == 0 and t.token_chunks else "no"
+        one_for_one += f" ({t.merged_chunks / max(1, t.token_chunks):.2%})"
+        rps = t.nonstream_count / t.nonstream_seconds if t.nonstream_seconds else 0
+        if p.service is None:
             lat = f"({d50 * 1000:.1f} ms)", f"({d99 * 1000:.1f} ms)"
             ttft = f"({t50 * 1000:.1f} ms)", f"({t99 * 1000:.1f} ms)"
+            cpu_req = cores = per_stream = rss = "-"
         else:
-            n50, n99 = pct(p.nonstream_latency, 50), pct(p.nonstream_latency, 99)
-            s50, s99 = pct(p.ttft, 50), pct(p.ttft, 99)
+            n50, n99 = percentile(t.nonstream_latency, 50), percentile(t.nonstream_latency, 99)
+            s50, s99 = percentile(t.ttft, 50), percentile(t.ttft, 99)
             lat = f"{(n50 - d50) * 1000:+.2f} ms", f"{(n99 - d99) * 1000:+.2f} ms"
             ttft = f"{(s50 - t50) * 1000:+.2f} ms", f"{(s99 - t99) * 1000:+.2f} ms"
+            cpu_req = f"{cpu_per_request_us(p):.0f} us"
+            cores = f"{p.stream_cpu / p.stream_wall:.2f} core" if p.stream_wall else "-"
+            per_stream = f"{cpu_per_stream_ms(p):.2f} ms"
+            rss = f"{p.rss:.0f} MB"
         rows.append(
-            f"| {p.name} | {lat[0]} | {lat[1]} | {rps:.0f} | {ttft[0]} | {ttft[1]} | "
-            f"{one_for_one} | {merged:.2%} | {cpu} | {rss} | "
-            f"{p.nonstream_errors + p.stream_errors} |"
+            f"| {p.name} | {lat[0]} | {lat[1]} | {rps:.0f} | {cpu_req} | {ttft[0]} | {ttft[1]} | "
+            f"{one_for_one} | {cores} | {per_stream} | {rss} | "
+            f"{t.nonstream_errors + t.stream_errors} |"
         )
     return "\n".join(rows)
 
 
-async def run(
-    paths: list[Path_], rounds: int, seconds: float, stream_seconds: float, stream_tokens: int
-) -> None:
-    for r in range(rounds):
-        for p in paths:
-            print(f"round {r + 1}/{rounds}: {p.name} non-streaming", file=sys.stderr)
-            await nonstream_segment(p, 64, seconds)
-        for p in paths:
-            print(f"round {r + 1}/{rounds}: {p.name} streaming", file=sys.stderr)
-            await stream_segment(p, 256, stream_seconds, stream_tokens)
+def ratios(paths: list[Path_], reference: Path_) -> str:
+    rows = [
+        f"| path | CPU per request / {reference.name} | CPU per stream / {reference.name} |",
+        "|---|---|---|",
+    ]
+    ref_req, ref_stream = cpu_per_request_us(reference), cpu_per_stream_ms(reference)
+    for p in paths:
+        if p.service is None or not ref_req or not ref_stream:
+            continue
+        rows.append(
+            f"| {p.name} | {cpu_per_request_us(p) / ref_req:.3f} | "
+            f"{cpu_per_stream_ms(p) / ref_stream:.3f} |"
+        )
+    return "\n".join(rows)
 
 
-def uvloop_run(coro: Any) -> Any:
-    try:
-        import uvloop
-
-        return uvloop.run(coro)
-    except ImportError:
-        return asyncio.run(coro)
-
-
-async def cost(path: Path_) -> str:
-    """CPU the proxy spends per streamed token and per non-streaming request, from its
-    own CPU time (/proc), which contention from other processes inflates far less than
-    it inflates latencies."""
-    pids = path.pids()
-    cpu0 = cpu_seconds(pids)
-    await stream_segment(path, 64, 8.0, 45)
-    stream_cpu = cpu_seconds(pids) - cpu0
-    cpu1 = cpu_seconds(pids)
-    await nonstream_segment(path, 16, 6.0)
-    request_cpu = cpu_seconds(pids) - cpu1
-    # the warm-up second of the non-streaming segment is served but not counted
-    served = path.nonstream_count * 6.0 / (6.0 - 1.0)
-    per_stream_requests = path.tokens_seen / 45
-    per_token = (stream_cpu - per_stream_requests * request_cpu / served) / path.tokens_seen
-    return (
-        f"{path.name}: {request_cpu / served * 1e6:.0f} us CPU per non-streaming request, "
-        f"{per_token * 1e6:.0f} us CPU per streamed token (after the per-request part); "
-        f"256 streams x 30 tokens/s would need "
-        f"{(per_token * 256 * 30 + 256 / 1.6 * request_cpu / served):.2f} core"
-    )
-
-
-def main() -> None:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="one round, shorter segments")
-    parser.add_argument("--no-litellm", action="store_true", help="skip the LiteLLM proxy")
+    parser.add_argument("--rounds", type=int, help="rounds (default 2, --quick 1)")
     parser.add_argument(
         "--no-pin", action="store_true", help="do not pin to CPUs (a machine others load)"
     )
-    parser.add_argument("--only", default="", help="comma list of paths to run: nginx,ours,litellm")
     parser.add_argument(
-        "--cost", action="store_true", help="only our proxy's CPU per token and per request"
+        "--only",
+        default="",
+        help="comma list of paths: nginx, ours, ours-keys, baseline, litellm "
+        "(default: nginx,ours,litellm; baseline is added when --baseline is given)",
     )
-    args = parser.parse_args()
-    global PIN
-    PIN = not args.no_pin
-    rounds, seconds, stream_seconds = (1, 5.0, 6.0) if args.quick else (2, 8.0, 10.0)
-    with tempfile.TemporaryDirectory(prefix="bench-proxy-") as tmp:
+    parser.add_argument("--baseline", metavar="REF", help="git revision to run as `baseline`")
+    args = parser.parse_args(argv)
+    wanted = args.only.split(",") if args.only else ["nginx", "ours", "litellm"]
+    if args.baseline and "baseline" not in wanted:
+        wanted.insert(wanted.index("ours") + 1 if "ours" in wanted else 0, "baseline")
+    if "baseline" in wanted and not args.baseline:
+        parser.error("the baseline path needs --baseline REF")
+    unknown = set(wanted) - {"nginx", "ours", "ours-keys", "baseline", "litellm"}
+    if unknown:
+        parser.error(f"unknown paths: {', '.join(sorted(unknown))}")
+    rounds = args.rounds or (1 if args.quick else 2)
+    seconds, stream_seconds = (5.0, 6.0) if args.quick else (8.0, 10.0)
+    proxy_cpu = None if args.no_pin else PROXY_CPU
+    load_cpu = None if args.no_pin else LOAD_CPU
+
+    stack = Stack()
+    with tempfile.TemporaryDirectory(prefix="bench-proxy-") as tmp, running(stack):
         workdir = Path(tmp)
-        started: list[subprocess.Popen[bytes]] = []
-        try:
-            fake, upstream = start_fake(workdir)
-            started.append(fake)
-            paths = [Path_("direct", upstream)]
-            starters = {"nginx": start_nginx, "ours": start_ours, "litellm": start_litellm}
-            wanted = args.only.split(",") if args.only else list(starters)
-            if args.cost:
-                wanted = ["ours"]
-            if args.no_litellm and "litellm" in wanted:
-                wanted.remove("litellm")
+        with pinned(load_cpu):
+            fake = stack.add(start_fake(workdir))
+        upstream = port_of(fake)
+        paths = [Path_(Target("direct", upstream))]
+        with pinned(proxy_cpu):
             for name in wanted:
-                path = starters[name](workdir, upstream)
-                assert path.proc is not None
-                started.append(path.proc)
+                if name == "nginx":
+                    path = start_nginx_path(workdir, upstream)
+                elif name == "ours":
+                    path = start_inference_proxy("ours", workdir, upstream, app_dir=ROOT / "app")
+                elif name == "ours-keys":
+                    key = named_keys_file(workdir / "keys.json")
+                    path = start_inference_proxy(
+                        "ours-keys",
+                        workdir,
+                        upstream,
+                        app_dir=ROOT / "app",
+                        key=key,
+                        extra_env={
+                            "PROXY_API_KEYS": "",
+                            "PROXY_API_KEYS_FILE": str(workdir / "keys.json"),
+                        },
+                    )
+                elif name == "baseline":
+                    app_dir = extract_app(args.baseline, workdir / "baseline")
+                    path = start_inference_proxy(
+                        f"baseline ({args.baseline})", workdir, upstream, app_dir=app_dir
+                    )
+                else:
+                    path = start_litellm(workdir, upstream)
+                assert path.service is not None
+                stack.add(path.service)
                 paths.append(path)
-            if PIN and hasattr(os, "sched_setaffinity") and (os.cpu_count() or 1) > 1:
-                os.sched_setaffinity(0, {LOAD_CPU})
-            if args.cost:
-                ours = next(p for p in paths if p.name == "inference_proxy")
-                print(uvloop_run(cost(ours)))
-                return
-            uvloop_run(run(paths, rounds, seconds, stream_seconds, 45))
-        finally:
-            for proc in reversed(started):
-                if proc.poll() is None:
-                    proc.send_signal(signal.SIGTERM)
-                    try:
-                        proc.wait(15)
-                    except subprocess.TimeoutExpired:
-                        proc.kill()
-                        proc.wait()
+        with pinned(load_cpu):
+            run_loop(measure(paths, rounds, seconds, stream_seconds))
     print(
         f"\nbench_proxy: {rounds} round(s), non-streaming {seconds:.0f} s x 64 clients, "
-        f"streaming {stream_seconds:.0f} s x 256 streams of 45 tokens at 30 tokens/s, "
-        f"{os.cpu_count()} CPUs, proxies pinned to CPU {PROXY_CPU}\n"
+        f"streaming {stream_seconds:.0f} s x 256 streams of {STREAM_TOKENS} tokens at "
+        f"30 tokens/s, {os.cpu_count()} CPUs, "
+        + ("not pinned" if args.no_pin else f"proxies pinned to CPU {PROXY_CPU}")
+        + f", load average at the end {os.getloadavg()[0]:.1f}\n"
     )
     print(table(paths))
+    reference = next((p for p in paths if p.name == "ours"), None)
+    if reference is not None and len(paths) > 2:
+        print()
+        print(ratios(paths, reference))
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

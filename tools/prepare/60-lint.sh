@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2034  # sourced by tools/prepare.sh, which reads PREPARE_GROUPS
 # Linters for the rendered instance artifacts (tools/lint_templates.py): shellcheck,
 # nginx (for `nginx -t`), systemd-analyze (from systemd) and iproute2.
 PREPARE_GROUPS="test"

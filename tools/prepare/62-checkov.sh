@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2034  # sourced by tools/prepare.sh, which reads PREPARE_GROUPS
 # checkov (the security scan gate, tests/test_checkov.py) in its own virtualenv under
 # $EC2I_CACHE: its many exact pins would fight the project's .venv.
 PREPARE_GROUPS="test"

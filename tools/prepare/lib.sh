@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Helpers shared by the tools/prepare/*.sh components (sourced, not run).
 
 log() { printf '\033[1m[prepare]\033[0m %s\n' "$*" >&2; }

@@ -1,19 +1,19 @@
 """modules/build computes the image tag in Terraform; it must be the tag tools/build.py
 computes for the same tree, or `terraform apply` would rebuild on every run (or never).
-Real Terraform core plans the module (it needs no provider) for several trees."""
+Real Terraform core plans the module through tftest (it needs no provider) for several
+trees."""
 
 from __future__ import annotations
 
 import json
 import os
 import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
 
+from testkit import plans
 from tools import build
-from tools.terraform import terraform_command
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -79,19 +79,12 @@ def planned_tags(
     }
     (root / "main.tf.json").write_text(json.dumps(config))
     env = {**os.environ, "TF_IN_AUTOMATION": "1", "TF_CLI_CONFIG_FILE": str(work / "none.tfrc")}
-    for args in (["init", "-input=false", "-backend=false"], ["plan", "-input=false", "-out=plan"]):
-        subprocess.run(
-            [*terraform_command(), *args], cwd=root, env=env, check=True, capture_output=True
-        )
-    shown = subprocess.run(
-        [*terraform_command(), "show", "-json", "plan"],
-        cwd=root,
-        env=env,
-        check=True,
-        capture_output=True,
-    )
-    outputs = json.loads(shown.stdout)["planned_values"]["outputs"]
-    result = {name: (out["value"][0], out["value"][1]) for name, out in outputs.items()}
+    test = plans.terraform_test(root, env)
+    with plans.terraform_errors("init"):
+        test.init(backend=False)
+    with plans.terraform_errors("plan"):
+        plan = test.plan(output=True)
+    result = {name: (value[0], value[1]) for name, value in plan.outputs.items()}
     shutil.rmtree(root / ".terraform", ignore_errors=True)
     return result
 
@@ -102,7 +95,7 @@ def test_terraform_hash_equals_build_py_hash(
 ) -> None:
     tag, content_hash = planned_tags[name]
     assert content_hash == build.content_hash(trees[name])
-    assert tag == build.content_tag(trees[name])
+    assert tag == build.image_tag(trees[name], "linux/amd64")
 
 
 def test_the_tricky_tree_really_excludes_files(trees: dict[str, Path]) -> None:

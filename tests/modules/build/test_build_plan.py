@@ -41,4 +41,21 @@ def test_a_changed_file_changes_the_planned_tag(plan_summary: Any, tmp_path: Pat
     (context / "Dockerfile").write_text("FROM scratch\n\n")
     second = plan(plan_summary, source_dir=str(context)).outputs["image_tag"]
     assert first != second
-    assert len(first) == len(second) == 16
+    assert first.endswith("-amd64") and second.endswith("-amd64")
+    assert len(first) == len(second) == len("0123456789abcdef-amd64")
+
+
+def test_the_platform_reaches_the_tag_and_the_build_command(plan_summary: Any) -> None:
+    amd64 = plan(plan_summary)
+    arm64 = plan(plan_summary, platform="linux/arm64")
+    assert amd64.outputs["image_tag"].endswith("-amd64")
+    assert arm64.outputs["image_tag"] == amd64.outputs["image_tag"].replace("-amd64", "-arm64")
+    triggers = arm64.values["terraform_data.image"]["triggers_replace"]
+    assert triggers["platform"] == "linux/arm64"
+    with pytest.raises(TerraformError, match="platform must be one of linux/amd64, linux/arm64"):
+        plan(plan_summary, platform="linux/386")
+
+
+def test_a_python_that_does_not_exist_fails_the_plan(plan_summary: Any) -> None:
+    with pytest.raises(TerraformError, match="python is /nowhere/python3, which does not exist"):
+        plan(plan_summary, python="/nowhere/python3")

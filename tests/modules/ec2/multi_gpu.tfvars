@@ -1,24 +1,19 @@
-name                = "llm-dev"
-region              = "us-east-1"
-account_id          = "123456789012"
-vpc_id              = "vpc-0123456789abcdef0"
-subnet_id           = "subnet-0123456789abcdef0"
-availability_zone   = "us-east-1a"
-allowed_cidr_blocks = ["0.0.0.0/0"]
-scripts_bucket_name = "llm-dev-123456789012-us-east-1"
-ecr_repository_arn  = "arn:aws:ecr:us-east-1:123456789012:repository/llm-dev"
-proxy_image_uri     = "123456789012.dkr.ecr.us-east-1.amazonaws.com/llm-dev:0123456789abcdef"
-instance_type       = "g5.12xlarge"
-ami_id              = "ami-0123456789abcdef0"
-data_volume_size    = 500
+instance_type        = "g5.12xlarge"
+data_volume_size     = 500
+allow_plaintext_http = true
 vllm = {
-  image                  = "vllm/vllm-openai:v0.10.2"
+  image                  = null
   model_id               = "Qwen/Qwen2.5-32B-Instruct"
-  tensor_parallel_size   = 4
   max_model_len          = 16384
   gpu_memory_utilization = 0.92
+  tensor_parallel_size   = 4
+  extra_args             = []
+  startup_timeout        = 3600
 }
 proxy = {
+  port            = 8080
   default_timeout = 120
   max_timeout     = 900
+  max_concurrency = 256
+  max_body_bytes  = 10485760
 }

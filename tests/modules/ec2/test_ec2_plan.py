@@ -1,10 +1,10 @@
 """modules/ec2 planned with real Terraform: the security defaults, the rendered instance
-scripts (the exact bytes the plan hands to the scripts bucket) and every precondition."""
+scripts (the exact bytes the plan hands to the scripts bucket), every precondition and the
+validation of its own knobs (the root module validates what a user sets)."""
 
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from pathlib import Path
 from typing import Any
@@ -14,16 +14,20 @@ import pytest
 from tools.terraform import TerraformError
 
 HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[2]
 MODULE = "modules/ec2"
+VLLM_VERSION = (HERE.parents[2] / "modules/ec2/vllm.version").read_text().strip()
 UNKNOWN = "(known after apply)"
 CASES = ("cpu_no_https", "gpu_https", "ami_lookup", "multi_gpu")
 
 
+def var_files(case: str) -> list[str]:
+    return [str(HERE / "common.tfvars"), str(HERE / f"{case}.tfvars")]
+
+
 @pytest.fixture(scope="module")
 def plans(plan_summary: Any) -> dict[str, Any]:
-    return {
-        case: plan_summary(MODULE, tf_var_files=[str(HERE / f"{case}.tfvars")]) for case in CASES
-    }
+    return {case: plan_summary(MODULE, tf_var_files=var_files(case)) for case in CASES}
 
 
 def scripts(plan: Any) -> dict[str, str]:
@@ -75,53 +79,6 @@ def test_https_opens_443_and_ssh_only_from_ssh_cidr_blocks(plans: dict[str, Any]
         (443, "0.0.0.0/0"),
         (22, "198.51.100.7/32"),
     }
-
-
-def test_instance_policy_grants_exactly_what_the_boot_needs(plans: dict[str, Any]) -> None:
-    policy = plans["gpu_https"].values["aws_iam_role_policy.this"]["policy"]
-    if policy is None:
-        pytest.fail("the instance policy is unknown at plan time")
-    statements = {s["Sid"]: s for s in json.loads(policy)["Statement"]}
-    arn = "arn:aws:ssm:us-east-1:123456789012:parameter/inference"
-
-    def actions(sid: str) -> set[str]:
-        value = statements[sid]["Action"]
-        return {value} if isinstance(value, str) else set(value)
-
-    def resources(sid: str) -> set[str]:
-        value = statements[sid]["Resource"]
-        return {value} if isinstance(value, str) else set(value)
-
-    assert set(statements) == {
-        "ReadScripts",
-        "EcrAuthorization",
-        "EcrPull",
-        "ReadSecrets",
-        "CreateApiKeys",
-        "NeverOverwriteApiKeys",
-    }
-    assert actions("ReadScripts") == {"s3:GetObject"}
-    assert resources("ReadScripts") == {"arn:aws:s3:::llm-dev-123456789012-us-east-1/scripts/*"}
-    assert actions("EcrAuthorization") == {"ecr:GetAuthorizationToken"}
-    assert actions("EcrPull") == {
-        "ecr:BatchCheckLayerAvailability",
-        "ecr:BatchGetImage",
-        "ecr:GetDownloadUrlForLayer",
-    }
-    assert resources("EcrPull") == {"arn:aws:ecr:us-east-1:123456789012:repository/llm-dev"}
-    assert actions("ReadSecrets") == {"ssm:GetParameter"}
-    assert resources("ReadSecrets") == {f"{arn}/hf_token", f"{arn}/api_keys"}
-    assert actions("CreateApiKeys") == {"ssm:PutParameter"}
-    assert resources("CreateApiKeys") == {f"{arn}/api_keys"}
-    assert statements["NeverOverwriteApiKeys"]["Effect"] == "Deny"
-    assert statements["NeverOverwriteApiKeys"]["Condition"] == {
-        "StringEquals": {"ssm:Overwrite": "true"}
-    }
-    for sid in statements:
-        if sid != "NeverOverwriteApiKeys":
-            assert statements[sid]["Effect"] == "Allow"
-    attached = plans["gpu_https"].values["aws_iam_role_policy_attachment.ssm_core"]
-    assert attached["policy_arn"] == "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore"
 
 
 def test_the_ami_comes_from_ssm_only_without_an_explicit_ami_id(plans: dict[str, Any]) -> None:
@@ -198,7 +155,7 @@ def test_vllm_unit_runs_the_pinned_image_on_loopback(plans: dict[str, Any]) -> N
     gpu = scripts(plans["multi_gpu"])["vllm.service"]
     assert "--gpus all" in gpu and "--ipc=host" in gpu
     assert "--publish 127.0.0.1:8000:8000" in gpu
-    assert "vllm/vllm-openai:v0.10.2" in gpu
+    assert f"vllm/vllm-openai:v{VLLM_VERSION}" in gpu
     assert "--model Qwen/Qwen2.5-32B-Instruct" in gpu
     assert "--tensor-parallel-size 4" in gpu
     assert "--gpu-memory-utilization 0.92" in gpu
@@ -207,7 +164,7 @@ def test_vllm_unit_runs_the_pinned_image_on_loopback(plans: dict[str, Any]) -> N
 
     cpu = scripts(plans["cpu_no_https"])["vllm.service"]
     assert "--gpus" not in cpu and "--tensor-parallel-size" not in cpu
-    assert "public.ecr.aws/q9t5s3a7/vllm-cpu-release-repo:v0.10.2" in cpu
+    assert f"public.ecr.aws/q9t5s3a7/vllm-cpu-release-repo:v{VLLM_VERSION}" in cpu
 
     https = scripts(plans["gpu_https"])["vllm.service"]
     assert https.rstrip().endswith("WantedBy=multi-user.target")
@@ -232,8 +189,8 @@ def test_proxy_unit_gets_the_timeouts_and_waits_for_vllm(plans: dict[str, Any]) 
 
 def test_settings_file_holds_parameter_names_not_secrets(plans: dict[str, Any]) -> None:
     env = scripts(plans["gpu_https"])["inference.env"]
-    assert "HF_TOKEN_PARAMETER='/inference/hf_token'" in env
-    assert "API_KEYS_PARAMETER='/inference/api_keys'" in env
+    assert "HF_TOKEN_PARAMETER='/llm-dev/hf_token'" in env
+    assert "API_KEYS_PARAMETER='/llm-dev/api_keys'" in env
     assert "DOMAIN_NAME='llm.example.com'" in env
     for line in env.splitlines():
         assert line.startswith("#") or re.fullmatch(r"[A-Z_]+='[^']*'", line), line
@@ -247,6 +204,17 @@ def test_api_keys_are_created_without_overwrite(plans: dict[str, Any]) -> None:
 
 # --- preconditions and validations --------------------------------------------------------
 
+VLLM = {"image": "x/y:v1", "model_id": "a/b", "max_model_len": 8192,
+        "gpu_memory_utilization": 0.9, "tensor_parallel_size": 1, "extra_args": [],
+        "startup_timeout": 3600}
+PROXY = {"port": 8080, "default_timeout": 90, "max_timeout": 600, "max_concurrency": 256,
+         "max_body_bytes": 10485760}
+HTTPS = {"enabled": True, "domain_name": "llm.example.com", "acme_email": "ops@example.com",
+         "acme_server": "https://acme-v02.api.letsencrypt.org/directory"}
+
+# The module's own rules: the cross-variable preconditions on the instance, and its own
+# knobs. Single-variable rules of what a user sets are the root's
+# (tests/modules/root/test_root_plan.py).
 NEGATIVE = {
     "tensor_parallel_exceeds_gpus": (
         "multi_gpu",
@@ -255,111 +223,29 @@ NEGATIVE = {
     ),
     "tensor_parallel_without_gpu": (
         "cpu_no_https",
-        {"vllm": {"image": "x/y:v1", "model_id": "a/b", "tensor_parallel_size": 2}},
+        {"vllm": {**VLLM, "tensor_parallel_size": 2}},
         "tensor_parallel_size must be 1 without a GPU",
     ),
     "max_timeout_below_default": (
         "cpu_no_https",
-        {"proxy": {"default_timeout": 100, "max_timeout": 50}},
+        {"proxy": {**PROXY, "default_timeout": 100, "max_timeout": 50}},
         "max_proxy_timeout must be greater than or equal to default_proxy_timeout",
     ),
     "https_without_domain": (
         "cpu_no_https",
-        {"https": {"enabled": True, "acme_email": "ops@example.com"}},
+        {"https": {**HTTPS, "domain_name": None}},
         "HTTPS needs a domain name",
     ),
     "https_without_email": (
         "cpu_no_https",
-        {"https": {"enabled": True, "domain_name": "llm.example.com"}},
+        {"https": {**HTTPS, "acme_email": None}},
         "HTTPS needs acme_email",
     ),
-    "unpinned_vllm_image": (
-        "cpu_no_https",
-        {"vllm": {"image": "vllm/vllm-openai:latest", "model_id": "a/b"}},
-        "vllm.image must be pinned",
-    ),
-    "extra_args_with_spaces": (
-        "cpu_no_https",
-        {"vllm": {"image": "x/y:v1", "model_id": "a/b", "extra_args": ["--a b"]}},
-        "vllm.extra_args entries may contain only",
-    ),
-    "tensor_parallel_not_power_of_two": (
-        "multi_gpu",
-        {"vllm": {"image": "x/y:v1", "model_id": "a/b", "tensor_parallel_size": 3}},
-        "vllm.tensor_parallel_size must be one of 1, 2, 4, 8",
-    ),
-    "bad_cidr": (
-        "cpu_no_https",
-        {"allowed_cidr_blocks": ["10.0.0.0/33"]},
-        "allowed_cidr_blocks must contain valid IPv4 CIDR blocks",
-    ),
-    "bad_ssh_cidr": (
-        "cpu_no_https",
-        {"ssh_cidr_blocks": ["everywhere"]},
-        "ssh_cidr_blocks must contain valid IPv4 CIDR blocks",
-    ),
-    "bad_ami_id": ("cpu_no_https", {"ami_id": "ubuntu"}, "ami_id must look like ami-"),
-    "bad_parameter_name": (
-        "cpu_no_https",
-        {"api_keys_parameter_name": "api keys"},
-        "api_keys_parameter_name must be an SSM parameter path",
-    ),
-    "bad_email": (
-        "cpu_no_https",
-        {"https": {"enabled": True, "domain_name": "a.example.com", "acme_email": "nobody"}},
-        "https.acme_email must be an email address",
-    ),
-    "proxy_port_of_vllm": ("cpu_no_https", {"proxy": {"port": 8000}}, "proxy.port must be"),
-    "instance_version_zero": ("cpu_no_https", {"instance_version": 0}, "instance_version must"),
-    "small_root_volume": ("cpu_no_https", {"root_volume_size": 10}, "at least 30 GiB"),
-    "small_data_volume": ("cpu_no_https", {"data_volume_size": 5}, "at least 10 GiB"),
     "bad_watchdog_interval": (
         "cpu_no_https",
         {"watchdog_interval": "often"},
         "watchdog_interval must be a systemd time span",
     ),
-    "bad_model_id": (
-        "cpu_no_https",
-        {"vllm": {"image": "x/y:v1", "model_id": "../etc"}},
-        "vllm.model_id must be a Hugging Face model id",
-    ),
-    "tiny_context": (
-        "cpu_no_https",
-        {"vllm": {"image": "x/y:v1", "model_id": "a/b", "max_model_len": 100}},
-        "vllm.max_model_len must be a whole number >= 256",
-    ),
-    "gpu_memory_share_zero": (
-        "cpu_no_https",
-        {"vllm": {"image": "x/y:v1", "model_id": "a/b", "gpu_memory_utilization": 0}},
-        "vllm.gpu_memory_utilization must be in (0, 1]",
-    ),
-    "short_startup_timeout": (
-        "cpu_no_https",
-        {"vllm": {"image": "x/y:v1", "model_id": "a/b", "startup_timeout": 10}},
-        "vllm.startup_timeout must be at least 60 seconds",
-    ),
-    "zero_timeout": (
-        "cpu_no_https",
-        {"proxy": {"default_timeout": 0}},
-        "proxy.default_timeout and proxy.max_timeout must be greater than 0",
-    ),
-    "zero_concurrency": (
-        "cpu_no_https",
-        {"proxy": {"max_concurrency": 0}},
-        "proxy.max_concurrency must be >= 1",
-    ),
-    "plain_http_acme_server": (
-        "cpu_no_https",
-        {"https": {"acme_server": "http://acme.example.com/dir"}},
-        "https.acme_server must be an https:// ACME directory URL",
-    ),
-    "short_account_id": ("cpu_no_https", {"account_id": "1234"}, "account_id must be the 12-digit"),
-    "bad_hf_parameter": (
-        "cpu_no_https",
-        {"hf_token_parameter_name": "hf token"},
-        "hf_token_parameter_name must be an SSM parameter path",
-    ),
-    "bad_name": ("cpu_no_https", {"name": "9lives"}, "name must start with a lowercase letter"),
 }
 
 
@@ -367,5 +253,22 @@ NEGATIVE = {
 def test_invalid_configuration_fails_with_its_message(plan_summary: Any, name: str) -> None:
     case, overrides, message = NEGATIVE[name]
     with pytest.raises(TerraformError) as failure:
-        plan_summary(MODULE, tf_var_files=[str(HERE / f"{case}.tfvars")], **overrides)
+        plan_summary(MODULE, tf_var_files=var_files(case), **overrides)
     assert message in " ".join(str(failure.value).split()), str(failure.value)
+
+
+def test_every_input_the_root_passes_is_required_here() -> None:
+    # One source of truth: what the root module passes has its default (and validation)
+    # at the root only. A default here would be a second one that silently disagrees.
+    root = (ROOT / "main.tf").read_text()
+    call = re.search(r'module "ec2" \{(.*?)\n\}', root, re.S)
+    assert call
+    passed = set(re.findall(r"^  ([a-z_]+)\s+=", call[1], re.M)) - {"source"}
+    declared = (ROOT / MODULE / "variables.tf").read_text()
+    blocks = dict(re.findall(r'variable "([a-z_]+)" \{(.*?)\n\}', declared, re.S))
+    assert passed <= set(blocks), passed - set(blocks)
+    with_default = {name for name in passed if re.search(r"^  default\s+=", blocks[name], re.M)}
+    with_validation = {name for name in passed if "validation {" in blocks[name]}
+    optional = {name for name in passed if "optional(" in blocks[name]}
+    assert not with_default | with_validation | optional, (
+        with_default, with_validation, optional)

@@ -1,89 +1,242 @@
-"""The whole deployment through a real Terraform lifecycle (stand-in provider): apply, a
-second plan that is empty, an instance_version bump that replaces only the instance (the
-new one first; the Elastic IP association and the data volume attachment move to it, the
-address and the volume stay), and destroy."""
+"""The whole deployment through a real Terraform lifecycle on tftest (stand-in provider,
+which plans replacements from terraform-provider-aws's ForceNew table): apply, the
+instance's IAM policy as applied (it is "known after apply" in every plan), an empty second
+plan, an instance_version bump with the actions and the order AWS would see, a launch that
+fails half way (GPU capacity errors are common) and the documented way back, and destroy.
+docs/OPERATIONS.md "Replacing the instance" describes what these tests pin down."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+import tftest
 
-from testkit.tftest_cases import copy_module
-from tools import terraform
+from testkit import plans
+from testkit.tftest_cases import copy_module, replan_exit_code, state_list, state_resources
 
 HERE = Path(__file__).resolve().parent
+VAR_FILES = [str(HERE / "existing_image.tfvars")]
+INSTANCE = "module.ec2.aws_instance.this"
+ATTACHMENT = "module.ec2.aws_volume_attachment.data"
+ASSOCIATION = "module.ec2.aws_eip_association.this"
+VERSION = "module.ec2.terraform_data.instance_version"
+ACCOUNT = "123456789012"  # the stand-in's aws_caller_identity
+
+pytestmark = pytest.mark.slow
 
 
-def actions(plan: dict[str, Any]) -> dict[str, list[str]]:
-    return {c["address"]: c["change"]["actions"] for c in plan["resource_changes"]}
+@dataclass
+class Deployment:
+    """A copy of the root module and the tftest.TerraformTest that drives it."""
+
+    copy: Path
+    test: tftest.TerraformTest
+
+    def state(self) -> dict[str, dict[str, Any]]:
+        return state_resources(self.test)
+
+    def plan(self, instance_version: int) -> dict[str, Any]:
+        """Plan the bump into next.tfplan (applied as it is by apply_events)."""
+        with plans.terraform_errors("plan"):
+            self.test.execute_command(
+                "plan", "-input=false", "-no-color", "-out=next.tfplan",
+                *(f"-var-file={f}" for f in VAR_FILES), "-var",
+                f"instance_version={instance_version}")
+            shown = self.test.execute_command("show", "-json", "next.tfplan").out
+        return json.loads(shown)  # type: ignore[no-any-return]
+
+    def apply_events(self, **env: str) -> tuple[int, list[tuple[str, str, str]]]:
+        """Apply next.tfplan; (exit code, [(event, address, action)] in the order Terraform
+        reported them). A failing apply is an outcome here, not an error."""
+        saved = self.test.env
+        self.test.env = {**saved, **env}
+        try:
+            done = self.test.execute_command("apply", "-input=false", "-json", "next.tfplan")
+            code, output = done.retcode, done.out
+        except tftest.TerraformTestError as error:
+            # tftest puts the command's stdout in its message, after this prefix.
+            code = 1
+            output = re.sub(r"^Error running command apply: \d+ ", "", str(error.args[0]))
+        finally:
+            self.test.env = saved
+        events = []
+        for line in output.splitlines():
+            try:
+                message = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if message.get("type") in ("apply_start", "apply_complete", "apply_errored"):
+                hook = message["hook"]
+                events.append((message["type"], hook["resource"]["addr"], hook["action"]))
+        return code, events
+
+    def destroy(self, instance_version: int) -> None:
+        with plans.terraform_errors("destroy"):
+            self.test.destroy(tf_var_file=VAR_FILES,
+                              tf_vars={"instance_version": instance_version})
 
 
-def state_resources(copy: Path, env: dict[str, str]) -> dict[str, dict[str, Any]]:
-    state = json.loads(terraform.run(["show", "-json"], cwd=copy, env=env).stdout)
-    found: dict[str, dict[str, Any]] = {}
-
-    def walk(module: dict[str, Any]) -> None:
-        for resource in module.get("resources", []):
-            found[resource["address"]] = resource["values"]
-        for child in module.get("child_modules", []):
-            walk(child)
-
-    walk(state.get("values", {}).get("root_module", {}))
-    return found
-
-
-@pytest.mark.slow
-def test_apply_replan_replace_by_instance_version_destroy(tmp_path: Path) -> None:
+@pytest.fixture
+def deployed(tmp_path: Path) -> Iterator[Deployment]:
     # app/ too: modules/build validates source_dir even when the build is off.
     copy = copy_module(".", tmp_path, extra=["app"])
-    env = terraform.terraform_env()
-    var_file = f"-var-file={HERE / 'existing_image.tfvars'}"
-    terraform.run(["init", "-input=false", "-no-color"], cwd=copy, env=env)
-    terraform.run(["apply", "-input=false", "-no-color", "-auto-approve", var_file], cwd=copy,
-                  env=env)
-    before = state_resources(copy, env)
-    instance = before["module.ec2.aws_instance.this"]
-    association = before["module.ec2.aws_eip_association.this"]
-    assert association["instance_id"] == instance["id"]
+    deployment = Deployment(copy, plans.terraform_test(copy))
+    with plans.terraform_errors("init"):
+        deployment.test.init()
+    with plans.terraform_errors("apply"):
+        deployment.test.apply(tf_var_file=VAR_FILES)
+    yield deployment
+    # The test may have destroyed it already, or left it half replaced on purpose.
+    with contextlib.suppress(tftest.TerraformTestError):
+        deployment.test.destroy(tf_var_file=VAR_FILES)
 
-    replan = terraform.run(["plan", "-input=false", "-no-color", "-detailed-exitcode", var_file],
-                           cwd=copy, env=env, check=False)
-    assert replan.returncode == 0, f"a second plan after apply must be empty:\n{replan.stdout}"
 
-    terraform.run(["plan", "-input=false", "-no-color", "-out=bump.tfplan", var_file,
-                   "-var", "instance_version=2"], cwd=copy, env=env)
-    bump = json.loads(terraform.run(["show", "-json", "bump.tfplan"], cwd=copy, env=env).stdout)
-    changed = {a: acts for a, acts in actions(bump).items() if acts != ["no-op"]}
-    # create_before_destroy: the new instance exists before the old one goes.
-    assert changed.pop("module.ec2.aws_instance.this") == ["create", "delete"]
-    assert changed.pop("module.ec2.terraform_data.instance_version") == ["update"]
-    # The association and the attachment move to the new instance: AWS replaces them
-    # (instance_id forces a new one), which the stand-in cannot know and plans as an
-    # update; either way their instance_id becomes the new, unknown instance ID.
-    movers = ("module.ec2.aws_eip_association.this", "module.ec2.aws_volume_attachment.data")
-    for address in movers:
-        assert changed.pop(address) in (["update"], ["delete", "create"]), address
-        (change,) = [c for c in bump["resource_changes"] if c["address"] == address]
-        assert change["change"]["after_unknown"].get("instance_id") is True, address
+def changes(plan: dict[str, Any]) -> dict[str, tuple[list[str], str | None]]:
+    return {c["address"]: (c["change"]["actions"], c.get("action_reason"))
+            for c in plan["resource_changes"] if c["change"]["actions"] != ["no-op"]}
+
+
+def position(events: list[tuple[str, str, str]], event: str, address: str, action: str) -> int:
+    return events.index((event, address, action))
+
+
+def as_set(value: str | list[str]) -> set[str]:
+    return {value} if isinstance(value, str) else set(value)
+
+
+def check_instance_policy(state: dict[str, dict[str, Any]]) -> None:
+    """The applied inline policy, statement by statement: what the boot and Session
+    Manager need, on this deployment's own bucket prefix, repository and parameters, and
+    no other parameter readable."""
+    role = state["module.ec2.aws_iam_role.this"]
+    policy = state["module.ec2.aws_iam_role_policy.this"]
+    assert policy["role"] == role["id"]
+    assert state["module.ec2.aws_iam_instance_profile.this"]["role"] == role["name"]
+    assert not [a for a in state if "aws_iam_role_policy_attachment" in a]
+    (assume,) = json.loads(role["assume_role_policy"])["Statement"]
+    assert (assume["Effect"], as_set(assume["Action"]), assume["Principal"]) == (
+        "Allow", {"sts:AssumeRole"}, {"Service": "ec2.amazonaws.com"})
+
+    bucket = state["module.scripts_bucket.aws_s3_bucket.this"]["bucket"]
+    repository = state["module.ecr.aws_ecr_repository.this"]["arn"]
+    assert bucket == f"llm-dev-{ACCOUNT}-us-east-1"
+    assert repository.startswith(f"arn:aws:ecr:us-east-1:{ACCOUNT}:repository/llm-dev")
+    parameters = f"arn:aws:ssm:us-east-1:{ACCOUNT}:parameter/llm-dev"
+    secrets = {f"{parameters}/hf_token", f"{parameters}/api_keys"}
+    keys = {f"{parameters}/api_keys"}
+    expected: dict[str, tuple[str, set[str], str, set[str]]] = {
+        # sid: (effect, actions, "Resource" or "NotResource", ARNs)
+        "ReadScripts": ("Allow", {"s3:GetObject"}, "Resource",
+                        {f"arn:aws:s3:::{bucket}/scripts/*"}),
+        "EcrAuthorization": ("Allow", {"ecr:GetAuthorizationToken"}, "Resource", {"*"}),
+        "EcrPull": ("Allow", {"ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage",
+                              "ecr:GetDownloadUrlForLayer"}, "Resource", {repository}),
+        "ReadSecrets": ("Allow", {"ssm:GetParameter"}, "Resource", secrets),
+        "CreateApiKeys": ("Allow", {"ssm:PutParameter"}, "Resource", keys),
+        "SessionManagerRegister": ("Allow", {"ssm:UpdateInstanceInformation"}, "Resource",
+                                   {f"arn:aws:ec2:us-east-1:{ACCOUNT}:instance/*"}),
+        "SessionManagerChannels": ("Allow", {
+            "ssmmessages:CreateControlChannel", "ssmmessages:CreateDataChannel",
+            "ssmmessages:OpenControlChannel", "ssmmessages:OpenDataChannel"}, "Resource",
+            {"*"}),
+        "NoOtherParameters": ("Deny", {"ssm:GetParameter", "ssm:GetParameterHistory",
+                                       "ssm:GetParameters", "ssm:GetParametersByPath"},
+                              "NotResource", secrets),
+        "NeverOverwriteApiKeys": ("Deny", {"ssm:PutParameter"}, "Resource", keys),
+    }
+    statements = {s["Sid"]: s for s in json.loads(policy["policy"])["Statement"]}
+    assert list(statements) == list(expected)
+    for sid, (effect, actions, kind, arns) in expected.items():
+        statement = statements[sid]
+        assert statement["Effect"] == effect, sid
+        assert as_set(statement["Action"]) == actions, sid
+        assert set(statement) - {"Sid", "Effect", "Action", "Condition"} == {kind}, sid
+        assert as_set(statement[kind]) == arns, sid
+        assert statement.get("Condition") == (
+            {"StringEquals": {"ssm:Overwrite": "true"}} if sid == "NeverOverwriteApiKeys"
+            else None), sid
+
+
+def test_apply_replan_replace_by_instance_version_destroy(deployed: Deployment) -> None:
+    before = deployed.state()
+    check_instance_policy(before)
+    assert before[ASSOCIATION]["instance_id"] == before[INSTANCE]["id"]
+    assert replan_exit_code(deployed.test, VAR_FILES) == 0, "a second plan must be empty"
+
+    bump = changes(deployed.plan(instance_version=2))
+    # The new instance is created before the old one goes (create_before_destroy) ...
+    assert bump.pop(INSTANCE) == (["create", "delete"], "replace_by_triggers")
+    assert bump.pop(VERSION) == (["update"], None)
+    # ... but the volume attachment and the address association are replaced delete-first:
+    # instance_id forces a new one (ForceNew in the provider), and a volume cannot be
+    # attached to two instances at once.
+    assert bump.pop(ATTACHMENT) == (["delete", "create"], "replace_because_cannot_update")
+    assert bump.pop(ASSOCIATION) == (["delete", "create"], "replace_because_cannot_update")
     # Nothing else changes: not the Elastic IP, not the data volume, not the scripts.
-    assert changed == {}
+    assert bump == {}
 
-    terraform.run(["apply", "-input=false", "-no-color", "-auto-approve", "bump.tfplan"],
-                  cwd=copy, env=env)
-    after = state_resources(copy, env)
-    new_instance = after["module.ec2.aws_instance.this"]
-    assert new_instance["id"] != instance["id"]
+    code, events = deployed.apply_events()
+    assert code == 0, events
+    done = "apply_complete"
+    for mover in (ATTACHMENT, ASSOCIATION):
+        # The old one goes (the attachment's delete stops the old instance first) before the
+        # new one is made, and the new one needs the new instance ...
+        assert position(events, done, mover, "delete") < position(events, "apply_start", mover,
+                                                                   "create")
+        assert position(events, done, INSTANCE, "create") < position(events, "apply_start",
+                                                                      mover, "create")
+        # ... and the old instance is terminated last.
+        assert position(events, done, mover, "create") < position(events, "apply_start",
+                                                                   INSTANCE, "delete")
+
+    after = deployed.state()
+    new_instance = after[INSTANCE]
+    assert new_instance["id"] != before[INSTANCE]["id"]
     # The address and the model volume survive; both now belong to the new instance.
     assert after["module.ec2.aws_eip.this"]["id"] == before["module.ec2.aws_eip.this"]["id"]
-    assert after["module.ec2.aws_eip_association.this"]["instance_id"] == new_instance["id"]
+    assert after[ASSOCIATION]["instance_id"] == new_instance["id"]
     volume = "module.ec2.aws_ebs_volume.data"
     assert after[volume]["id"] == before[volume]["id"]
-    assert after["module.ec2.aws_volume_attachment.data"]["instance_id"] == new_instance["id"]
+    assert after[ATTACHMENT]["instance_id"] == new_instance["id"]
+    check_instance_policy(after)
 
-    terraform.run(["destroy", "-input=false", "-no-color", "-auto-approve", var_file,
-                   "-var", "instance_version=2"], cwd=copy, env=env)
-    remaining = terraform.run(["state", "list"], cwd=copy, env=env, check=False)
-    assert not remaining.stdout.strip(), remaining.stdout
+    deployed.destroy(instance_version=2)
+    assert state_list(deployed.test) == []
+
+
+def test_a_failed_launch_leaves_the_old_instance_detached_and_apply_reattaches_it(
+        deployed: Deployment) -> None:
+    before = deployed.state()
+    deployed.plan(instance_version=2)
+    # RunInstances answers InsufficientInstanceCapacity, as it often does for GPU types.
+    code, events = deployed.apply_events(EC2I_STANDIN_FAIL_CREATE="aws_instance")
+    assert code != 0
+    assert ("apply_errored", INSTANCE, "create") in events
+    # The detach and the disassociation did not wait for the new instance: the old instance
+    # (stopped by the detach) has no data volume and no public address now.
+    after = deployed.state()
+    assert ATTACHMENT not in after and ASSOCIATION not in after
+    assert after[INSTANCE]["id"] == before[INSTANCE]["id"]
+
+    # Documented recovery: the same apply again keeps the old instance (instance_version 2
+    # is recorded, so nothing is replaced), updates its user_data (the bootstrap names the
+    # version), which the provider does with a stop, a modify and a start, so the stopped
+    # instance runs again, and puts the data volume and the Elastic IP back on it. The
+    # replacement is retried later with instance_version 3.
+    recovery = changes(deployed.plan(instance_version=2))
+    assert recovery == {INSTANCE: (["update"], None), ATTACHMENT: (["create"], None),
+                        ASSOCIATION: (["create"], None)}
+    code, events = deployed.apply_events()
+    assert code == 0, events
+    restored = deployed.state()
+    assert restored[ATTACHMENT]["instance_id"] == before[INSTANCE]["id"]
+    assert restored[ASSOCIATION]["instance_id"] == before[INSTANCE]["id"]
+    retry = changes(deployed.plan(instance_version=3))
+    assert retry[INSTANCE] == (["create", "delete"], "replace_by_triggers")

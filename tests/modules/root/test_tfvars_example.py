@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
 from tools import docs
 
@@ -26,3 +27,11 @@ def test_example_shows_the_defaults_of_simple_variables() -> None:
         line = re.search(rf"^{variable.name}\s*=\s*(.*?)\s*(#.*)?$", example, re.M)
         assert line, variable.name
         assert line[1] == variable.default, (variable.name, line[1], variable.default)
+
+
+def test_example_plans_as_it_is(plan_summary: Any) -> None:
+    # A user who copies the example (and only fills in their network) gets a plan, not the
+    # plain-HTTP refusal: the example narrows allowed_cidr_blocks instead of opting in.
+    summary = plan_summary(".", tf_var_files=[str(ROOT / "terraform.tfvars.example")])
+    assert summary.raw["variables"]["allow_plaintext_http"]["value"] is False
+    assert summary.values["module.ec2.aws_instance.this"]["instance_type"] == "g5.xlarge"
