@@ -27,8 +27,9 @@ scripts bucket uploads and the instance's `user_data`), and checks each artifact
   `systemd-analyze verify multi-user.target` must report no ordering cycle (systemd breaks
   one by deleting a job: the unit then silently does not start);
 * the vLLM command line of vllm.service parsed by vLLM's own argument parser (the vLLM CPU
-  environment of tools/prepare/50-vllm.sh; the version is printed), with vLLM's own
-  pre-start validation, so a misspelt or removed flag fails here.
+  environment of tools/prepare/50-vllm.sh), with vLLM's own pre-start validation, so a
+  misspelt or removed flag fails here; the parser's version must be the one the images
+  pin (modules/ec2/vllm.version).
 
 The tools are Debian 12's (shellcheck 0.9, nginx 1.22, systemd 252); the instance runs
 Ubuntu 22.04/24.04, whose nginx and systemd accept the same syntax for what we use.
@@ -539,12 +540,23 @@ def lint_boot(case: str, artifacts: Mapping[str, str], workdir: Path,
     if "vllm.service" in artifacts:
         key = "vllm:" + hashlib.sha256(artifacts["vllm.service"].encode()).hexdigest()
         if key not in cache:
-            version, problems = check_vllm_args({case: artifacts["vllm.service"]})
-            cache[key] = problems[case]
+            version, by_case = check_vllm_args({case: artifacts["vllm.service"]})
+            cache[key] = by_case[case]
             cache["vllm-version"] = [version]
         version = cache["vllm-version"][0]
-        results.append(Result(case, VLLM_ARGV, [f"vLLM {version} argument parser"], cache[key]))
+        argv_problems = list(cache[key])
+        pinned = pinned_vllm_version()
+        if version != pinned:
+            argv_problems.append(f"the parser is vLLM {version}, the instance runs {pinned} "
+                            "(modules/ec2/vllm.version): run `bash tools/prepare.sh test`")
+        results.append(Result(case, VLLM_ARGV, [f"vLLM {version} argument parser"],
+                              argv_problems))
     return results
+
+
+def pinned_vllm_version() -> str:
+    """The vLLM release the instance's images run (modules/ec2/vllm.version)."""
+    return (ROOT / "modules" / "ec2" / "vllm.version").read_text().strip()
 
 
 def format_result(result: Result) -> str:

@@ -154,6 +154,8 @@ class Instance:
             "region": REGION,
             "ami_id": render.AMI_ID,
             "use_gpu": False,
+            # Clients come from the harness's own network only (plain HTTP stays local).
+            "allowed_cidr_blocks": [f"{network.SUBNET_PREFIX}.0.0/16"],
             "image_uri": f"{ECR_HOST}/{instance_images.PROXY_REPOSITORY}:{image_tags.proxy_tag}",
             "vllm_cpu_image": f"{services.PUBLIC_REGISTRY_HOST}/"
                               f"{instance_images.VLLM_REPOSITORY}:{image_tags.vllm_tag}",
