@@ -14,7 +14,9 @@ prepare() {
         apt-get update -qq
         version="$(apt-cache policy cloud-init | awk '/Candidate:/ {print $2}')"
     fi
-    [ -n "$version" ] && [ "$version" != "(none)" ] || die "apt knows no cloud-init package"
+    if [ -z "$version" ] || [ "$version" = "(none)" ]; then
+        die "apt knows no cloud-init package"
+    fi
     [ "$(cat "$CLOUD_INIT_UNITS/VERSION" 2>/dev/null)" = "$version" ] && return 0
     local work
     work="$(mktemp -d)"
