@@ -144,6 +144,8 @@ class Result:
 def kind_of(name: str) -> str:
     if name == BOOTSTRAP:
         return "bootstrap"
+    if name == render.MANIFEST:
+        return "manifest"
     if name.endswith(".sh"):
         return "script"
     if name.endswith((".service", ".timer")):
@@ -454,12 +456,39 @@ def check_env_file(content: str, workdir: Path) -> list[str]:
     return problems
 
 
+def check_manifest(content: str, artifacts: Mapping[str, str]) -> list[str]:
+    """The manifest names every other file the bucket holds, with its SHA-256, once."""
+    listed: dict[str, str] = {}
+    problems = []
+    for number, line in enumerate(content.splitlines(), start=1):
+        match = re.fullmatch(r"([0-9a-f]{64})  ([A-Za-z0-9_-][A-Za-z0-9._-]*)", line)
+        if not match:
+            problems.append(f"line {number}: not '<sha256>  <file name>': {line!r}")
+        elif match[2] in listed:
+            problems.append(f"line {number}: {match[2]} listed twice")
+        else:
+            listed[match[2]] = match[1]
+    files = {n for n in artifacts if n not in (BOOTSTRAP, render.MANIFEST)}
+    problems += [f"{name} is uploaded but not listed" for name in sorted(files - set(listed))]
+    problems += [f"{name} is listed but not uploaded" for name in sorted(set(listed) - files)]
+    problems += [
+        f"{name}: listed {digest[:12]}..., the file hashes to "
+        f"{hashlib.sha256(artifacts[name].encode()).hexdigest()[:12]}..."
+        for name, digest in sorted(listed.items())
+        if name in files and hashlib.sha256(artifacts[name].encode()).hexdigest() != digest
+    ]
+    if not content.endswith("\n"):
+        problems.append("no newline at the end (sha256sum -c reads lines)")
+    return problems
+
+
 CHECKS_BY_KIND = {
     "bootstrap": ["bash -n", "shellcheck", f"size <= {USER_DATA_LIMIT}"],
     "script": ["bash -n", "shellcheck"],
     "nginx": ["nginx -t"],
     "unit": ["systemd-analyze verify"],
     "env": ["KEY='value'", "bash -n"],
+    "manifest": ["every file, its sha256"],
     "other": [],
 }
 
@@ -511,6 +540,8 @@ def lint_case(
             found[name] += check_bootstrap_size(artifacts[name])
         elif kind == "env":
             found[name] = check_env_file(artifacts[name], workdir)
+        elif kind == "manifest":
+            found[name] = check_manifest(artifacts[name], artifacts)
         elif kind == "other":
             found[name] = [f"no check knows {name}: add one to tools/lint_templates.py"]
     results = []

@@ -93,6 +93,8 @@ locals {
     domain_name                = coalesce(var.https.domain_name, "_")
     data_mount                 = local.data_mount
     watchdog_interval          = var.watchdog_interval
+    bucket                     = var.scripts_bucket_name
+    region                     = var.region
   }
 
   # File name on the instance => template. Every file lands in /opt/inference/scripts.
@@ -111,12 +113,15 @@ locals {
       "wait-for-vllm.sh"           = "wait-for-vllm.sh.tftpl"
       "health-watchdog.sh"         = "health-watchdog.sh.tftpl"
       "recovery.sh"                = "recovery.sh.tftpl"
+      "update.sh"                  = "update.sh.tftpl"
       "check-services.sh"          = "check-services.sh.tftpl"
       "vllm.service"               = "vllm.service.tftpl"
       "inference-proxy.service"    = "inference-proxy.service.tftpl"
       "inference-watchdog.service" = "inference-watchdog.service.tftpl"
       "inference-watchdog.timer"   = "inference-watchdog.timer.tftpl"
       "inference-recovery.service" = "inference-recovery.service.tftpl"
+      "inference-update.service"   = "inference-update.service.tftpl"
+      "inference-update.timer"     = "inference-update.timer.tftpl"
       "nginx-site.conf"            = "nginx-site.conf.tftpl"
     },
     var.https.enabled ? {
@@ -131,18 +136,13 @@ locals {
     { for file, template in local.script_templates : file => templatefile("${path.module}/templates/${template}", local.template_vars) },
     { "inference.env" = templatefile("${path.module}/templates/inference.env.tftpl", { config = local.config }) },
   )
-  script_names = sort(keys(local.script_contents))
 
-  # The bootstrap concatenates the fetched files in this order and compares the hash, so it
-  # waits for exactly this version of the scripts (S3 objects are uploaded after the
-  # instance may already be booting).
-  scripts_sha256 = sha256(join("", [for file in local.script_names : local.script_contents[file]]))
-
+  # The bootstrap names no script and no setting (they reach the instance through the
+  # bucket's manifest, applied in place by update.sh), so it changes only with what needs
+  # a new instance or a new place to look: instance_version, the bucket, the region.
   user_data = templatefile("${path.module}/templates/bootstrap.sh.tftpl", {
     bucket           = var.scripts_bucket_name
     region           = var.region
-    script_names     = join(" ", local.script_names)
-    scripts_sha256   = local.scripts_sha256
     instance_version = var.instance_version
   })
 }
@@ -167,8 +167,9 @@ resource "aws_instance" "this" {
   # Linux: there is no Windows administrator password to fetch into state.
   get_password_data = false
 
-  # A change of the scripts shows up here as an in-place update; the per-boot recovery
-  # script applies it. Replacement is instance_version's job alone.
+  # Stable across script and setting changes (see local.user_data): the provider applies a
+  # change of user_data by stopping and starting the instance. Replacement is
+  # instance_version's job alone.
   user_data                   = local.user_data
   user_data_replace_on_change = false
 

@@ -48,13 +48,8 @@ output "scripts" {
   value       = { for file, content in local.script_contents : "scripts/${file}" => content }
 }
 
-output "scripts_sha256" {
-  description = "SHA-256 of the rendered scripts concatenated in name order; the bootstrap waits until S3 serves exactly this version."
-  value       = local.scripts_sha256
-}
-
 output "user_data" {
-  description = "The rendered bootstrap passed as user_data (no secrets; well under 2 KB)."
+  description = "The rendered bootstrap passed as user_data (no secrets, no script or setting: it changes only with instance_version, the bucket or the region; well under 2 KB)."
   value       = local.user_data
 }
 

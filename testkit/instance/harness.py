@@ -224,9 +224,13 @@ class Instance:
         bucket = applied.outputs["scripts_bucket"]
         with contextlib.suppress(s3.exceptions.BucketAlreadyOwnedByYou):
             s3.create_bucket(Bucket=bucket)
-        for name, content in applied.files.items():
-            if name != render.BOOTSTRAP:
-                s3.put_object(Bucket=bucket, Key=f"scripts/{name}", Body=content.encode())
+        # The manifest last, as Terraform uploads it (depends_on): an instance that sees it
+        # finds every file it names.
+        names = sorted((n for n in applied.files if n != render.BOOTSTRAP),
+                       key=lambda n: n == render.MANIFEST)
+        for name in names:
+            s3.put_object(Bucket=bucket, Key=f"scripts/{name}",
+                          Body=applied.files[name].encode())
 
     def delete_scripts(self) -> None:
         s3 = self.aws("s3")
@@ -591,6 +595,10 @@ class Instance:
 
     def reboot(self, wait: bool = True) -> float | None:
         self.stop_container()
+        return self.start(wait)
+
+    def start(self, wait: bool = True) -> float | None:
+        """Start the stopped instance (same disks); with `wait`, the seconds until /ready."""
         self.state.started_at = time.time()
         self.save()
         network.run(["docker", "start", self.container])
