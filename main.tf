@@ -39,6 +39,21 @@ locals {
   )
 
   image_uri = var.image_uri != null ? var.image_uri : module.build[0].image_uri
+
+  ssm_command = "aws ssm start-session --region ${var.region} --target ${module.ec2.instance_id} --document-name AWS-StartInteractiveCommand --parameters"
+  diagnostic_commands = merge(
+    {
+      boot_log       = "${local.ssm_command} command='sudo tail -f /var/log/user-data.log'"
+      check_services = "${local.ssm_command} command='sudo /usr/local/bin/check-services.sh'"
+      vllm_logs      = "${local.ssm_command} command='sudo journalctl -u vllm -f'"
+      updates        = "${local.ssm_command} command='sudo journalctl -u inference-update -n 100'"
+      health         = "curl -s ${local.api_endpoint}/health"
+      list_models    = "curl -s -H \"Authorization: Bearer $(aws ssm get-parameter --region ${var.region} --name ${module.ec2.api_keys_parameter_name} --with-decryption --query Parameter.Value --output text | cut -d, -f1)\" ${local.api_endpoint}/v1/models"
+    },
+    var.enable_cloudwatch_logs ? {
+      cloudwatch_logs = "aws logs tail ${module.monitoring.log_group_name} --region ${var.region} --follow"
+    } : {},
+  )
 }
 
 # The zones that offer the instance type: GPU types in particular are missing from some
@@ -147,11 +162,38 @@ module "ec2" {
   api_keys_parameter_name = var.api_keys_parameter_name
 }
 
+# CloudWatch: the log group, the instance's permission to use it and to publish metrics,
+# alarms, the dashboard, and its own files for the instance (uploaded with ec2's).
+module "monitoring" {
+  source = "./modules/monitoring"
+
+  name               = local.prefix
+  region             = var.region
+  account_id         = local.account_id
+  partition          = data.aws_partition.current.partition
+  instance_id        = module.ec2.instance_id
+  instance_type      = local.instance_type
+  use_gpu            = var.use_gpu
+  instance_role_name = module.ec2.iam_role_name
+
+  logs = {
+    enabled        = var.enable_cloudwatch_logs
+    retention_days = var.log_retention_days
+    kms_key_arn    = var.log_kms_key_arn
+  }
+
+  metrics = {
+    enabled           = var.enable_monitoring
+    alarm_email       = var.alarm_email
+    unhealthy_minutes = var.unhealthy_alarm_minutes
+  }
+}
+
 module "scripts_bucket" {
   source = "./modules/scripts_bucket"
 
   bucket_name = local.scripts_bucket_name
-  scripts     = module.ec2.scripts
+  scripts     = merge(module.ec2.scripts, module.monitoring.instance_files)
 }
 
 module "route53" {
@@ -163,4 +205,29 @@ module "route53" {
   record_name     = local.hostname
   ip_addresses    = [module.ec2.public_ip]
   allow_overwrite = var.route53_allow_overwrite
+}
+
+# The readiness gate: `terraform apply` returns once the endpoint answers /ready, or fails
+# after wait_for_ready_timeout with the commands that show why (tools/wait_ready.py, run
+# with the python3 of the machine that runs Terraform). It runs again when the instance or
+# the endpoint's address changes; in-place updates (update.sh) do not wait for it.
+resource "terraform_data" "wait_for_ready" {
+  count = var.wait_for_ready ? 1 : 0
+
+  triggers_replace = {
+    instance = module.ec2.instance_id
+    endpoint = local.api_endpoint
+  }
+
+  provisioner "local-exec" {
+    # An argument list, no shell (see modules/build): the last argument goes in `command`.
+    interpreter = ["python3", "${abspath(path.module)}/tools/wait_ready.py", "--timeout", tostring(var.wait_for_ready_timeout), "--url"]
+    command     = "${local.api_endpoint}/ready"
+    environment = {
+      EC2I_DIAGNOSTICS = jsonencode(local.diagnostic_commands)
+    }
+  }
+
+  # Everything the first boot needs: the scripts, the DNS record, the log group.
+  depends_on = [module.scripts_bucket, module.route53, module.monitoring]
 }

@@ -50,8 +50,8 @@ import docker
 import httpx
 
 from testkit import render
+from testkit.instance import aws_front, network, services
 from testkit.instance import images as instance_images
-from testkit.instance import network, services
 from testkit.processes import Service, stop_process_group
 
 REGION = "us-east-1"
@@ -159,6 +159,8 @@ class Instance:
             "image_uri": f"{ECR_HOST}/{instance_images.PROXY_REPOSITORY}:{image_tags.proxy_tag}",
             "vllm_cpu_image": f"{services.PUBLIC_REGISTRY_HOST}/"
                               f"{instance_images.VLLM_REPOSITORY}:{image_tags.vllm_tag}",
+            # The harness waits for /ready itself (the gate's address is the stand-in's EIP).
+            "wait_for_ready": False,
         }
         if self.state.case == "https":
             values |= {
@@ -168,6 +170,9 @@ class Instance:
                 "enable_https": True,
                 "acme_email": f"ops@{DOMAIN}",
                 "acme_server": f"https://127.0.0.1:{services.ACME_PORT}/dir",
+                # Logs stay on the instance (Docker's local driver, rotated): the CPU case
+                # sends them to CloudWatch, this one proves the other path.
+                "enable_cloudwatch_logs": False,
             }
         return values
 
@@ -187,6 +192,7 @@ class Instance:
         self.applied = self.deployment.apply(self.state.tfvars)
         self._save_applied()
         if self.state.sidecar:
+            self.mirror_log_group()
             self.upload_scripts()
             self.write_metadata()
         return self.applied
@@ -231,6 +237,15 @@ class Instance:
         for name in names:
             s3.put_object(Bucket=bucket, Key=f"scripts/{name}",
                           Body=applied.files[name].encode())
+
+    def mirror_log_group(self) -> None:
+        """The log group Terraform created (root output log_group_name), in moto."""
+        name = self.files().outputs.get("log_group_name")
+        if not name:
+            return
+        logs = self.aws("logs")
+        with contextlib.suppress(logs.exceptions.ResourceAlreadyExistsException):
+            logs.create_log_group(logGroupName=name)
 
     def delete_scripts(self) -> None:
         s3 = self.aws("s3")
@@ -319,6 +334,7 @@ class Instance:
         network.dnat(pid, network.IMDS_ADDRESS, 80, services.IMDS_PORT)
         network.dnat(pid, addresses.registry(0), 443, services.ECR_REGISTRY_PORT)
         network.dnat(pid, addresses.registry(1), 443, services.PUBLIC_REGISTRY_PORT)
+        network.dnat(pid, addresses.registry(2), 443, services.AWS_FRONT_PORT)
 
     def _start(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> None:
         assert self.state.sidecar_pid is not None
@@ -342,6 +358,15 @@ class Instance:
                                        {"AWS": services.ECR_PASSWORD})
         public = services.registry_config(self.dir / "registry-public",
                                           f"127.0.0.1:{services.PUBLIC_REGISTRY_PORT}", tls)
+        front = services.issue_certificate(self.dir / "tls", "aws-front", dns_names=[
+            aws_front.logs_host(REGION), aws_front.agent_host(REGION)])
+        downloads = self.dir / "downloads"
+        aws_front.agent_package(downloads)
+        self._start("aws-front", [python, "-m", "testkit.instance.aws_front", "--listen",
+                                  f"127.0.0.1:{services.AWS_FRONT_PORT}", "--cert", str(front[0]),
+                                  "--key", str(front[1]),
+                                  "--moto", f"127.0.0.1:{services.MOTO_PORT}",
+                                  "--downloads", str(downloads)])
         self._start("registry-ecr", ["docker-registry", "serve", str(ecr)])
         self._start("registry-public", ["docker-registry", "serve", str(public)])
         if self.state.case == "https":
@@ -405,7 +430,9 @@ class Instance:
         (root / "hosts").write_text(
             "127.0.0.1 localhost\n"
             f"{self.addresses.registry(0)} {ECR_HOST}\n"
-            f"{self.addresses.registry(1)} {services.PUBLIC_REGISTRY_HOST}\n")
+            f"{self.addresses.registry(1)} {services.PUBLIC_REGISTRY_HOST}\n"
+            f"{self.addresses.registry(2)} {aws_front.logs_host(REGION)} "
+            f"{aws_front.agent_host(REGION)}\n")
         (root / "resolv.conf").write_text("nameserver 127.0.0.1\n")
         # What udev does on a Nitro instance: the EBS volume's id as a by-id link.
         (root / "ebs-link.conf").write_text(
@@ -540,6 +567,7 @@ class Instance:
             self.files()
             self.start_network()
             self.start_services()
+            self.mirror_log_group()
             if upload_scripts:
                 self.upload_scripts()
             self.launch_ec2_instance()

@@ -47,6 +47,8 @@ ID_FROM_ARGUMENT = {
     "aws_ecr_lifecycle_policy": "repository",
     "aws_ssm_parameter": "name",
     "aws_cloudwatch_log_group": "name",
+    "aws_cloudwatch_metric_alarm": "alarm_name",
+    "aws_cloudwatch_dashboard": "dashboard_name",
 }
 SERVICES = {
     "iam": "iam", "s3": "s3", "ecr": "ecr", "ssm": "ssm", "kms": "kms",
@@ -77,6 +79,12 @@ def fake_id(tf_type: str, known: dict[str, Any], seed: str) -> str:
         return f"{known.get('role')}:{known.get('name')}"
     if tf_type == "aws_iam_policy" and isinstance(known.get("name"), str):
         return f"arn:aws:iam::{ACCOUNT_ID}:policy/{known['name']}"
+    if tf_type == "aws_sns_topic" and isinstance(known.get("name"), str):
+        # The provider's id of a topic (and of a subscription) is its ARN.
+        return f"arn:{PARTITION}:sns:{known.get('region') or 'us-east-1'}:{ACCOUNT_ID}:{known['name']}"
+    if tf_type == "aws_sns_topic_subscription" and isinstance(known.get("topic_arn"), str):
+        h = seed
+        return f"{known['topic_arn']}:{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:32]}"
     prefix = ID_PREFIXES.get(tf_type)
     if prefix:
         return prefix + seed[:17]
@@ -86,6 +94,10 @@ def fake_id(tf_type: str, known: dict[str, Any], seed: str) -> str:
 
 
 def fake_arn(tf_type: str, resource_id: str, region: str) -> str:
+    if tf_type in ("aws_sns_topic", "aws_sns_topic_subscription"):
+        return resource_id
+    if tf_type == "aws_cloudwatch_metric_alarm":
+        return f"arn:{PARTITION}:cloudwatch:{region}:{ACCOUNT_ID}:alarm:{resource_id}"
     service = service_of(tf_type)
     kind = tf_type.removeprefix("aws_")
     if service == "iam":
@@ -120,6 +132,8 @@ def computed_string(tf_type: str, name: str, state: dict[str, Any], seed: str,
     resource_id = str(state.get("id") or "")
     if name == "arn":
         return fake_arn(tf_type, resource_id, region)
+    if name == "dashboard_arn":
+        return f"arn:{PARTITION}:cloudwatch::{ACCOUNT_ID}:dashboard/{resource_id}"
     if name in ("owner_id", "registry_id", "account_id"):
         return ACCOUNT_ID
     if name == "region":
@@ -264,8 +278,12 @@ def data_source_values(tf_type: str, config: dict[str, Any], region: str) -> dic
     if tf_type == "aws_ec2_instance_type":
         instance_type = str(config.get("instance_type") or "")
         gpus = 1 if instance_type.startswith(("g4", "g5", "g6", "p3", "p4", "p5")) else 0
+        # NVMe instance store: the "d" types (c5d, m6id, g4dn, p4d) and every g5, g6, p5.
+        family = instance_type.split(".")[0]
+        storage = "d" in family[2:] or family.startswith(("g5", "g6", "p5"))
         return {"id": instance_type, "instance_type": instance_type, "default_vcpus": 4,
                 "memory_size": 16384, "current_generation": True,
+                "instance_storage_supported": storage,
                 "supported_architectures": ["x86_64"],
                 "gpus": [{"count": gpus, "manufacturer": "NVIDIA", "memory_size": 24576,
                           "name": "A10G"}] if gpus else []}

@@ -67,7 +67,8 @@ REQUIRED_TYPES = frozenset({
     "data.aws_caller_identity", "data.aws_region", "data.aws_partition",
     "data.aws_iam_policy_document", "data.aws_ssm_parameter", "data.aws_ec2_instance_type",
     "data.aws_eip", "data.aws_ec2_instance_type_offerings", "aws_vpc_endpoint",
-    "aws_s3_bucket_lifecycle_configuration",
+    "aws_s3_bucket_lifecycle_configuration", "aws_cloudwatch_metric_alarm",
+    "aws_cloudwatch_dashboard", "aws_sns_topic", "aws_sns_topic_subscription",
 })
 
 Json = dict[str, Any]
