@@ -290,9 +290,13 @@ class Instance:
         return command.split("--name ")[1].split()[0]
 
     def api_keys(self) -> list[str]:
+        """The keys in the parameter: a comma list (what a first boot creates) or a JSON
+        key set (what tools/keys.py writes), in their order."""
         value = self.aws("ssm").get_parameter(Name=self.api_keys_parameter(),
-                                              WithDecryption=True)
-        return [key for key in value["Parameter"]["Value"].split(",") if key]
+                                              WithDecryption=True)["Parameter"]["Value"]
+        if value.lstrip().startswith("{"):
+            return [entry["key"] for entry in json.loads(value)["keys"]]
+        return [key.strip() for key in value.split(",") if key.strip()]
 
     # --- the namespace and its services ----------------------------------------------
 
