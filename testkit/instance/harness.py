@@ -15,8 +15,10 @@ What `up` does, in order (every step is recorded in `state.json` before the next
 3. a sidecar container that owns the network namespace, a veth pair, DNAT rules
    (testkit/instance/network.py), and the services in that namespace
    (testkit/instance/services.py);
-4. moto: the scripts bucket with the applied objects, an EC2 instance and the data volume
-   attached to it at /dev/sdf (the scripts ask EC2 which volume that is);
+4. moto: IAM first (testkit/instance/iam.py: the instance role with the applied policy,
+   an administrator for the harness, then every call checked), the scripts bucket with the
+   applied objects, an EC2 instance and the data volume attached to it at /dev/sdf (the
+   scripts ask EC2 which volume that is);
 5. the data volume: a sparse file on a loop device, given to the container under the
    host's name for it (blkid finds labels by scanning /proc/partitions) and linked as
    EBS links it on Nitro: /dev/disk/by-id/nvme-Amazon_Elastic_Block_Store_vol<id>;

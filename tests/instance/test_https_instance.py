@@ -97,6 +97,8 @@ def test_a_changed_acme_server_issues_a_new_certificate(https_instance: harness.
     assert "Pebble" in after.issuer.rfc4514_string()
     renewal = https_instance.exec("cat", f"/etc/letsencrypt/renewal/{domain}.conf").stdout
     assert f"server = {new_server}" in renewal
-    log = https_instance.exec("cat", "/var/log/inference-recovery.log").stdout
+    # The new scripts ran from the new bootstrap, which logs to user-data.log.
+    log = https_instance.exec("cat", "/var/log/inference-recovery.log",
+                              "/var/log/user-data.log").stdout
     assert f"the certificate for {domain} is from {old_server}; asking {new_server}" in log
     assert_serves(https_instance, https_instance.api_keys()[0])
