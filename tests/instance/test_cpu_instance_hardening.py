@@ -122,7 +122,7 @@ def test_containers_run_with_the_tested_flags_and_no_capability(
     assert_serves(cpu_instance, keys[0])
 
 
-def test_a_key_put_with_tools_keys_works_within_a_minute_and_a_removed_one_is_refused_with_no_restart_and_no_cut_stream(  # noqa: E501
+def test_keys_put_and_removed_with_tools_keys_apply_without_restart_or_cut_stream(
         cpu_instance: harness.Instance) -> None:
     started = container(cpu_instance, "inference-proxy", "{{.Id}} {{.State.StartedAt}}")
     model = cpu_instance.summary()["model"]
@@ -136,7 +136,8 @@ def test_a_key_put_with_tools_keys_works_within_a_minute_and_a_removed_one_is_re
     print(f"\na key put in SSM was accepted after {time.monotonic() - put:.0f} s")
     assert_serves(cpu_instance, alice)
 
-    # A slow stream (the fake vLLM at 1 token/s) open while the key is removed.
+    # A slow stream (the fake vLLM at 1 token/s) open while the key is removed. The
+    # refresh is started at once here (the timer runs the same unit, as proven above).
     result: dict[str, Any] = {}
 
     def stream() -> None:
@@ -144,8 +145,7 @@ def test_a_key_put_with_tools_keys_works_within_a_minute_and_a_removed_one_is_re
             with openai_client(cpu_instance, alice) as client:
                 chunks = list(client.chat.completions.create(
                     model=model, messages=[{"role": "user", "content": "count"}],
-                    max_tokens=KEYS_TIMER_PERIOD + 30, stream=True,
-                    extra_body={"fake": {"tps": 1}}))
+                    max_tokens=20, stream=True, extra_body={"fake": {"tps": 1}}))
             result["chunks"] = chunks
         except Exception as error:  # reported by the assertion below
             result["error"] = error
@@ -153,14 +153,12 @@ def test_a_key_put_with_tools_keys_works_within_a_minute_and_a_removed_one_is_re
     streaming = threading.Thread(target=stream)
     streaming.start()
     time.sleep(3)
-    removed = time.monotonic()
     keys_tool(cpu_instance, "remove", "alice")
-    wait_until("alice's key refused", lambda: not accepted(cpu_instance, alice),
-               timeout=KEYS_TIMER_PERIOD + 30)
-    print(f"a key removed from SSM was refused after {time.monotonic() - removed:.0f} s")
+    cpu_instance.exec("systemctl", "start", "inference-keys.service")
+    wait_until("alice's key refused", lambda: not accepted(cpu_instance, alice), timeout=15)
     assert streaming.is_alive(), "the stream ended before the key was refused"
     assert_refused(cpu_instance, alice)
-    streaming.join(timeout=KEYS_TIMER_PERIOD + 60)
+    streaming.join(timeout=60)
     assert "error" not in result, result.get("error")
     chunks = result["chunks"]
     text = "".join(chunk.choices[0].delta.content or "" for chunk in chunks if chunk.choices)
@@ -215,7 +213,7 @@ def test_a_vllm_that_hangs_after_serving_is_restarted_by_the_watchdog_and_the_pr
         proxy = container(cpu_instance, "inference-proxy", "{{.Id}}")
         cpu_instance.exec("docker", "pause", "vllm")
         run_watchdog(cpu_instance, times=3)
-        assert "vllm.service failed its health check 3 times in a row; restarting it" in \
+        assert "failed its health check 3 times in a row: restarting vllm.service" in \
             journal(cpu_instance, "-u", "inference-watchdog", "-p", "err")
         wait_until("a new vLLM container", lambda: container_id(
             cpu_instance, "vllm") not in ("", vllm))
