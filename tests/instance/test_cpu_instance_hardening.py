@@ -237,6 +237,7 @@ def test_while_vllm_is_down_clients_get_the_proxys_json_503(
     body = failure.value.response.json()
     assert set(body["error"]) == {"message", "type", "param", "code"}
     assert failure.value.response.headers["retry-after"]
+    cpu_instance.exec("systemctl", "restart", "vllm.service")  # not the 30 s wait
     serving_again(cpu_instance)
     assert container(cpu_instance, "inference-proxy", "{{.Id}}") == proxy
 
