@@ -113,6 +113,7 @@ module "ec2" {
   allow_plaintext_http = var.allow_plaintext_http
   ssh_cidr_blocks      = var.ssh_cidr_blocks
   instance_version     = var.instance_version
+  deployment_mode      = var.deployment_mode
 
   scripts_bucket_name = local.scripts_bucket_name
   ecr_repository_arn  = module.ecr.repository_arn

@@ -45,6 +45,17 @@ variable "tags" {
   nullable    = false
 }
 
+variable "deployment_mode" {
+  description = "How the endpoint runs: \"instance\" (default) is one EC2 instance with an Elastic IP, NGINX and Let's Encrypt on the box; \"autoscaling\" is an Auto Scaling group behind an Application Load Balancer with an ACM certificate (needs domain_name and a Route53 zone). docs/CUSTOMIZATION.md compares the two."
+  type        = string
+  default     = "instance"
+
+  validation {
+    condition     = contains(["instance", "autoscaling"], var.deployment_mode)
+    error_message = "deployment_mode must be \"instance\" or \"autoscaling\"."
+  }
+}
+
 # --- network --------------------------------------------------------------------------------
 
 variable "vpc_cidr" {

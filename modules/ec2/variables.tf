@@ -50,6 +50,12 @@ variable "tags" {
 
 # --- instance -----------------------------------------------------------------------------
 
+variable "deployment_mode" {
+  description = "How instances are run: \"instance\" creates the single instance here (with its Elastic IP and model cache volume); \"autoscaling\" creates none, and modules/autoscaling launches them from the `launch` output."
+  type        = string
+  nullable    = false
+}
+
 variable "instance_type" {
   description = "EC2 instance type, e.g. g5.xlarge (GPU) or c7i.2xlarge (CPU)."
   type        = string

@@ -36,3 +36,4 @@ https = {
   acme_email  = null
   acme_server = "https://acme-v02.api.letsencrypt.org/directory"
 }
+deployment_mode = "instance"
