@@ -34,6 +34,24 @@ locals {
   # NGINX gives the proxy a margin over its own budget, so that the proxy's 504 (OpenAI
   # error shape) reaches the client instead of NGINX cutting the connection first.
   nginx_timeout_margin = 30
+
+  # The autoscaling mode's load balancer, one margin further out: its idle timeout lets the
+  # longest silence through (the proxy's budget before a first byte, plus NGINX's margin),
+  # and a deregistering instance keeps its requests that long. NGINX keeps connections from
+  # it open longer than it keeps them idle (else it may reuse one NGINX just closed: 502).
+  load_balancer_timeouts = {
+    idle_timeout         = var.proxy.max_timeout + 2 * local.nginx_timeout_margin
+    deregistration_delay = var.proxy.max_timeout + 2 * local.nginx_timeout_margin
+  }
+  nginx_keepalive_timeout = local.load_balancer_timeouts.idle_timeout + local.nginx_timeout_margin
+
+  # What each ready instance of the autoscaling mode publishes every minute (the proxy's
+  # requests in flight) and its target tracking policy scales on.
+  load_metric = {
+    namespace  = "ec2-inference"
+    name       = "InFlightRequests"
+    dimensions = { Deployment = var.name }
+  }
 }
 
 data "aws_ssm_parameter" "ami" {
@@ -69,6 +87,16 @@ locals {
     ACME_SERVER          = var.https.acme_server
     DATA_MOUNT           = local.data_mount
   }
+  # Settings only some configurations have: without them inference.env stays as it was.
+  config_extra = merge(
+    var.model_cache_bucket == null ? {} : { MODEL_CACHE_BUCKET = var.model_cache_bucket },
+    local.single_instance ? {} : {
+      DEPLOYMENT_MODE        = var.deployment_mode
+      LOAD_METRIC_NAMESPACE  = local.load_metric.namespace
+      LOAD_METRIC_NAME       = local.load_metric.name
+      LOAD_METRIC_DIMENSIONS = join(",", [for key, value in local.load_metric.dimensions : "${key}=${value}"])
+    },
+  )
 
   template_vars = {
     name                       = var.name
@@ -93,6 +121,10 @@ locals {
     domain_name                = coalesce(var.https.domain_name, "_")
     data_mount                 = local.data_mount
     watchdog_interval          = var.watchdog_interval
+    model_cache_bucket         = var.model_cache_bucket == null ? "" : var.model_cache_bucket
+    behind_load_balancer       = !local.single_instance
+    trusted_proxy_cidr         = var.vpc_cidr_block
+    keepalive_timeout          = local.nginx_keepalive_timeout
   }
 
   # File name on the instance => template. Every file lands in /opt/inference/scripts.
@@ -125,11 +157,19 @@ locals {
       "inference-cert-renew.service" = "inference-cert-renew.service.tftpl"
       "inference-cert-renew.timer"   = "inference-cert-renew.timer.tftpl"
     } : {},
+    var.model_cache_bucket != null ? {
+      "setup-model-cache.sh" = "setup-model-cache.sh.tftpl"
+    } : {},
+    local.single_instance ? {} : {
+      "publish-load-metric.sh"        = "publish-load-metric.sh.tftpl"
+      "inference-load-metric.service" = "inference-load-metric.service.tftpl"
+      "inference-load-metric.timer"   = "inference-load-metric.timer.tftpl"
+    },
   )
 
   script_contents = merge(
     { for file, template in local.script_templates : file => templatefile("${path.module}/templates/${template}", local.template_vars) },
-    { "inference.env" = templatefile("${path.module}/templates/inference.env.tftpl", { config = local.config }) },
+    { "inference.env" = templatefile("${path.module}/templates/inference.env.tftpl", { config = merge(local.config, local.config_extra) }) },
   )
   script_names = sort(keys(local.script_contents))
 
@@ -239,6 +279,14 @@ resource "aws_instance" "this" {
     precondition {
       condition     = !var.https.enabled || var.https.acme_email != null
       error_message = "HTTPS needs acme_email: Let's Encrypt sends certificate expiry notices there."
+    }
+    precondition {
+      condition     = !var.enable_waf
+      error_message = "enable_waf needs deployment_mode = \"autoscaling\": the web ACL attaches to the load balancer, which only the autoscaling mode has."
+    }
+    precondition {
+      condition     = !var.use_spot
+      error_message = "use_spot is implemented for deployment_mode = \"autoscaling\" (a mixed-instances policy with an On-Demand base); the single instance runs On-Demand."
     }
     precondition {
       condition     = var.https.enabled || var.allow_plaintext_http || length(local.wide_open_cidrs) == 0

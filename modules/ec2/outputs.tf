@@ -78,6 +78,21 @@ output "api_keys_parameter_arn" {
   value       = local.api_keys_parameter_arn
 }
 
+output "load_metric" {
+  description = "The CloudWatch metric each ready instance publishes every minute in the autoscaling mode (the proxy's requests in flight): namespace, name, dimensions."
+  value       = local.load_metric
+}
+
+output "load_balancer_timeouts" {
+  description = "Idle timeout and deregistration delay of the autoscaling mode's load balancer, in seconds, derived from max_proxy_timeout with the same margin NGINX adds."
+  value       = local.load_balancer_timeouts
+
+  precondition {
+    condition     = local.single_instance || local.load_balancer_timeouts.deregistration_delay <= 3600
+    error_message = "max_proxy_timeout (${var.proxy.max_timeout}) is too long for deployment_mode = \"autoscaling\": a load balancer's deregistration delay, which must cover the longest request (max_proxy_timeout + ${2 * local.nginx_timeout_margin} s), is at most 3600 s. Use max_proxy_timeout <= ${3600 - 2 * local.nginx_timeout_margin}."
+  }
+}
+
 output "launch" {
   description = "What every instance of the deployment is launched with, whichever mode launches it: AMI, type, instance profile, security group, key pair, the bootstrap, and the security defaults (IMDSv2 with hop limit 1, encrypted gp3 root and model cache volumes). The autoscaling mode builds its launch template from it; the single instance uses the same values."
   value = {

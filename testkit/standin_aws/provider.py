@@ -92,7 +92,7 @@ class Provider:
         seed = self._seed(tf_type, known)
         state = dict(planned)
         if state.get("id") is UNKNOWN:
-            state["id"] = fakes.fake_id(tf_type, known, seed)
+            state["id"] = fakes.fake_id(tf_type, known, seed, self.region)
 
         def fill(name: str, attr: Json, value: Any, scope: Json) -> Any:
             if value is not UNKNOWN:
@@ -120,6 +120,8 @@ class Provider:
     def read_data(self, tf_type: str, config: Json) -> Json:
         block = self.data_block(tf_type)
         answers = fakes.data_source_values(tf_type, config, self.region)
+        if tf_type == "aws_default_tags":
+            answers = {"id": "aws", "tags": dict(self.default_tags)}
         seed = fakes.digest(tf_type, config)
 
         def fill(name: str, attr: Json, value: Any, scope: Json) -> Any:
@@ -209,11 +211,12 @@ def _fake_value(tf_type: str, name: str, attr: Json, state: Json, seed: str,
     if cty == "string":
         return fakes.computed_string(tf_type, name, state, fakes.digest(seed, name), region)
     if cty == "number":
-        return 1 if name in ("version",) else 0
+        return 1 if name in ("version", "latest_version", "default_version") else 0
     if cty == "bool":
         return False
     if isinstance(cty, list) and cty[0] in ("list", "set"):
-        return []
+        found = fakes.computed_collection(tf_type, name, state, seed)
+        return [] if found is None else found
     if isinstance(cty, list) and cty[0] == "map":
         return {}
     return None
