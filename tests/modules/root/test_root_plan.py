@@ -280,6 +280,41 @@ VALIDATIONS = {
         "http://acme.example.com/dir",
         "acme_server must be an https:// ACME directory URL",
     ),
+    "negative_min_size": ("min_size", -1, "min_size must be a whole number >= 0"),
+    "zero_max_size": ("max_size", 0, "max_size must be a whole number >= 1"),
+    "fractional_desired": ("desired_capacity", 1.5, "desired_capacity must be a whole number"),
+    "healthy_above_100": (
+        "min_healthy_percentage",
+        150,
+        "min_healthy_percentage must be between 0 and 100",
+    ),
+    "negative_on_demand_base": (
+        "on_demand_base_capacity",
+        -1,
+        "on_demand_base_capacity must be a whole number >= 0",
+    ),
+    "spot_type_not_a_type": (
+        "spot_instance_types",
+        ["g6 xlarge"],
+        "spot_instance_types must hold EC2 instance types",
+    ),
+    "unknown_scaling_metric": (
+        "scaling_metric",
+        "gpu_utilization",
+        'scaling_metric must be "in_flight_requests" or "alb_request_count"',
+    ),
+    "zero_scaling_target": ("scaling_target", 0, "scaling_target must be greater than 0"),
+    "tiny_waf_rate_limit": ("waf_rate_limit", 5, "waf_rate_limit must be between 10"),
+    "odd_waf_retention": (
+        "waf_log_retention_days",
+        10,
+        "waf_log_retention_days must be null or one of CloudWatch's retention periods",
+    ),
+    "model_cache_url": (
+        "model_cache_bucket",
+        "s3://my-models",
+        "model_cache_bucket must be an S3 bucket name",
+    ),
 }
 
 
