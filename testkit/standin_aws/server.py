@@ -195,7 +195,7 @@ class ProviderService:
         failure = self.provider.create_failure(name) if prior is None and planned else None
         if failure is not None:
             return pb.ApplyResourceChange.Response(diagnostics=[_error(failure)])
-        state = self.provider.apply(name, planned)
+        state = self.provider.apply(name, planned, prior)
         return pb.ApplyResourceChange.Response(
             new_state=self._encode(state, "resource", name), private=request.planned_private,
             legacy_type_system=True)
