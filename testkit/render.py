@@ -14,6 +14,15 @@ every `aws_s3_object` the scripts bucket uploads (named as on the instance, with
 
 Every template input must be known at plan time, so callers pin `image_uri` and `ami_id`
 (PINNED_TFVARS has both).
+
+The boot harness (testkit/instance) needs what an *apply* leaves behind, so `Deployment`
+applies the same copy of the root module and reads the files from the state: each
+`aws_s3_object` content, and the bootstrap from the root output `user_data` (EC2 and the
+provider keep only a hash of the instance's user_data). A second `apply()` with other
+variables is a second `terraform apply` in the same directory, as a user would run it.
+
+    deployment = Deployment(workdir)
+    applied = deployment.apply({...})         # applied.files, applied.outputs
 """
 
 from __future__ import annotations
@@ -23,6 +32,7 @@ import shutil
 import tempfile
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -113,6 +123,67 @@ class Renderer:
 
     def render(self, tfvars: Mapping[str, Any]) -> dict[str, str]:
         return artifacts_from_plan(self.plan(tfvars))
+
+
+@dataclass(frozen=True)
+class Applied:
+    """What one `terraform apply` left behind: the instance's files and the root outputs."""
+
+    files: dict[str, str]
+    outputs: dict[str, Any]
+    resources: dict[str, dict[str, Any]]
+
+
+def _state_resources(module: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    found = {r["address"]: r["values"] for r in module.get("resources", [])}
+    for child in module.get("child_modules", []):
+        found.update(_state_resources(child))
+    return found
+
+
+def artifacts_from_state(state: Mapping[str, Any], outputs: Mapping[str, Any]) -> dict[str, str]:
+    """{file name on the instance: content} from a `show -json` state, plus BOOTSTRAP from
+    the root output `user_data`."""
+    resources = _state_resources(state.get("values", {}).get("root_module", {}))
+    artifacts: dict[str, str] = {}
+    for address, values in resources.items():
+        if ".aws_s3_object." in f".{address}" and values.get("key", "").startswith("scripts/"):
+            artifacts[values["key"].split("/", 1)[1]] = values["content"]
+    user_data = outputs.get("user_data")
+    if not isinstance(user_data, str) or not artifacts:
+        raise RenderError(f"the state has no scripts or the root output user_data is missing: "
+                          f"{sorted(artifacts)}")
+    artifacts[BOOTSTRAP] = user_data
+    return artifacts
+
+
+class Deployment:
+    """One copy of the root module with its own state: apply(), then apply() again. Made
+    once in `workdir` (copy + init); a later Deployment of the same workdir reuses it."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+        self.root = workdir / "root"
+        self.env = tf.terraform_env()
+        if not (self.root / ".terraform").is_dir():
+            copy_root(self.root)
+            self._run("init", "-input=false", "-no-color")
+
+    def _run(self, *args: str) -> str:
+        try:
+            return tf.run(args, cwd=self.root, env=self.env).stdout
+        except tf.TerraformError as error:
+            raise RenderError(str(error)) from error
+
+    def apply(self, tfvars: Mapping[str, Any]) -> Applied:
+        var_file = self.workdir / "deployment.tfvars.json"
+        var_file.write_text(json.dumps(dict(tfvars)))
+        self._run("apply", "-input=false", "-no-color", "-auto-approve", f"-var-file={var_file}")
+        outputs = {name: item["value"]
+                   for name, item in json.loads(self._run("output", "-json")).items()}
+        state: dict[str, Any] = json.loads(self._run("show", "-json"))
+        return Applied(artifacts_from_state(state, outputs), outputs,
+                       _state_resources(state.get("values", {}).get("root_module", {})))
 
 
 def render_many(cases: Mapping[str, Mapping[str, Any]], workdir: Path,

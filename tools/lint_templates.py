@@ -19,7 +19,17 @@ scripts bucket uploads and the instance's `user_data`), and checks each artifact
 * systemd units: `systemd-analyze verify` with the case's units on the unit path and the
   rendered scripts at /opt/inference/scripts (private mount namespace); any output on
   stderr is a failure, since systemd only warns about unknown keys;
-* inference.env: every line a comment or KEY='value', and `bash -n`.
+* inference.env: every line a comment or KEY='value', and `bash -n`;
+* the unit set as one boot sees it: the case's units next to Debian's real cloud-init units
+  (tools/prepare/43-cloud-init-units.sh), `.wants` links made from every `[Install]`
+  (cloud-init's too), docker and NGINX enabled as the scripts enable them, and
+  cloud-init.target wanted by multi-user.target as cloud-init's generator does at boot;
+  `systemd-analyze verify multi-user.target` must report no ordering cycle (systemd breaks
+  one by deleting a job: the unit then silently does not start);
+* the vLLM command line of vllm.service parsed by vLLM's own argument parser (the vLLM CPU
+  environment of tools/prepare/50-vllm.sh), with vLLM's own pre-start validation, so a
+  misspelt or removed flag fails here; the parser's version must be the one the images
+  pin (modules/ec2/vllm.version).
 
 The tools are Debian 12's (shellcheck 0.9, nginx 1.22, systemd 252); the instance runs
 Ubuntu 22.04/24.04, whose nginx and systemd accept the same syntax for what we use.
@@ -34,6 +44,7 @@ import hashlib
 import json
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -44,6 +55,8 @@ from pathlib import Path
 from typing import Any
 
 from testkit import render
+from testkit.cache import cache_dir
+from testkit.local_stack import vllm_python
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -305,6 +318,125 @@ def check_units(
     return problems
 
 
+def install_targets(unit: str) -> list[tuple[str, str]]:
+    """(kind, target) for each WantedBy=/RequiredBy= of a unit's [Install] section."""
+    found, section = [], ""
+    for raw in unit.splitlines():
+        line = raw.strip()
+        if line.startswith("["):
+            section = line
+        elif section == "[Install]" and "=" in line:
+            key, value = (part.strip() for part in line.split("=", 1))
+            if key in ("WantedBy", "RequiredBy"):
+                kind = "wants" if key == "WantedBy" else "requires"
+                found += [(kind, target) for target in value.split()]
+    return found
+
+
+def cloud_init_units_dir() -> Path:
+    return cache_dir() / "cloud-init-units" / "lib" / "systemd" / "system"
+
+
+# Enabled on the instance by the scripts (setup-docker.sh, setup-nginx.sh), shipped by the
+# distribution: linked from the system's unit directory.
+ENABLED_DISTRO_UNITS = ("docker.service", "nginx.service")
+CYCLE = re.compile(r"ordering cycle|deleted to break", re.IGNORECASE)
+
+
+def check_unit_set(artifacts: Mapping[str, str], workdir: Path,
+                   cloud_init: Path | None = None) -> list[str]:
+    """systemd-analyze verify of multi-user.target with the case's units enabled next to
+    Debian's cloud-init units; every ordering-cycle line is a problem."""
+    cloud_init = cloud_init or cloud_init_units_dir()
+    if not (cloud_init / "cloud-final.service").exists():
+        raise LintError(f"Debian's cloud-init units are not in {cloud_init}; run "
+                        "`bash tools/prepare.sh test` (tools/prepare/43-cloud-init-units.sh)")
+    unit_dir = workdir / "unit-set"
+    if unit_dir.exists():
+        shutil.rmtree(unit_dir)
+    unit_dir.mkdir(parents=True)
+    units = {name: artifacts[name] for name in artifacts if kind_of(name) == "unit"}
+    units |= {path.name: path.read_text() for path in cloud_init.iterdir()
+              if path.is_file() and path.suffix in (".service", ".target", ".socket")}
+    for name, content in units.items():
+        (unit_dir / name).write_text(content)
+    links = [(kind, target, name) for name, content in units.items()
+             for kind, target in install_targets(content)]
+    links += [("wants", "multi-user.target", name) for name in ENABLED_DISTRO_UNITS]
+    links.append(("wants", "multi-user.target", "cloud-init.target"))  # cloud-init-generator
+    for kind, target, name in links:
+        directory = unit_dir / f"{target}.{kind}"
+        directory.mkdir(exist_ok=True)
+        source = unit_dir / name if name in units else Path("/lib/systemd/system") / name
+        (directory / name).unlink(missing_ok=True)
+        (directory / name).symlink_to(source)
+    scripts = write_scripts_dir(artifacts, workdir / "unit-set-scripts")
+    result = in_private_mounts(
+        "mount -t tmpfs tmpfs /opt\n"
+        f"mkdir -p {SCRIPTS_DIR}\n"
+        f"cp -a {scripts}/. {SCRIPTS_DIR}/\n"
+        f"exec {need('systemd-analyze')} verify multi-user.target\n",
+        env={"SYSTEMD_UNIT_PATH": f"{unit_dir}:/lib/systemd/system", "SYSTEMD_LOG_COLOR": "0"},
+    )
+    output = result.stdout + result.stderr
+    return [f"systemd-analyze verify multi-user.target: {line.strip()}"
+            for line in output.splitlines() if CYCLE.search(line)]
+
+
+# Runs in the vLLM environment: vLLM's own server parser and pre-start checks, as
+# `python -m vllm.entrypoints.openai.api_server` builds them (vllm/entrypoints/launchers/
+# api_server/entry.py in 0.32). stdin: {"case": [argv...]}; stdout: {"version", "results"}.
+VLLM_PARSER_PROGRAM = """
+import contextlib, io, json, sys
+import vllm
+from vllm.utils.argparse_utils import FlexibleArgumentParser
+from vllm.entrypoints.launchers.cli_args import make_arg_parser, validate_parsed_serve_args
+results = {}
+for case, argv in json.load(sys.stdin).items():
+    parser = make_arg_parser(FlexibleArgumentParser(description="vLLM OpenAI server"))
+    err = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(err):
+            validate_parsed_serve_args(parser.parse_args(argv))
+        results[case] = []
+    except SystemExit:
+        results[case] = [line for line in err.getvalue().splitlines() if "error" in line]
+    except Exception as error:
+        results[case] = [f"{type(error).__name__}: {error}"]
+print(json.dumps({"version": vllm.__version__, "results": results}))
+"""
+VLLM_MODULE = "vllm.entrypoints.openai.api_server"
+
+
+def vllm_argv(unit: str) -> list[str]:
+    """The arguments vllm.service passes to vLLM's server module (after `-m <module>`)."""
+    command = unit.split("ExecStart=", 1)[1].split("\nExec", 1)[0].replace("\\\n", " ")
+    words = shlex.split(command)
+    try:
+        start = words.index(VLLM_MODULE)
+    except ValueError as error:
+        raise LintError(f"vllm.service does not run `-m {VLLM_MODULE}`") from error
+    return words[start + 1:]
+
+
+def check_vllm_args(units: Mapping[str, str]) -> tuple[str, dict[str, list[str]]]:
+    """(vLLM version, {case: problems}) for each case's vllm.service."""
+    python = vllm_python()
+    if not python.exists():
+        raise LintError(f"the vLLM environment is missing ({python}); run "
+                        "`bash tools/prepare.sh test` (tools/prepare/50-vllm.sh)")
+    argvs = {case: vllm_argv(unit) for case, unit in units.items()}
+    result = run([str(python), "-c", VLLM_PARSER_PROGRAM], input=json.dumps(argvs),
+                 env={**os.environ, "VLLM_LOGGING_LEVEL": "ERROR"}, timeout=300)
+    try:
+        answer = json.loads(result.stdout.strip().splitlines()[-1])
+    except (IndexError, json.JSONDecodeError) as error:
+        raise LintError(f"vLLM's parser did not run: {result.stderr[-2000:]}") from error
+    problems = {case: [f"vLLM {answer['version']} parser: {line}" for line in lines]
+                for case, lines in answer["results"].items()}
+    return answer["version"], problems
+
+
 ENV_LINE = re.compile(r"^(#.*|[A-Z_][A-Z0-9_]*='([^']|'\\'')*')?$")
 
 
@@ -387,7 +519,44 @@ def lint_case(
         if name == BOOTSTRAP:
             checks[-1] = f"{len(artifacts[name].encode())} B <= {USER_DATA_LIMIT}"
         results.append(Result(case, name, checks, found.get(name, [])))
+    results += lint_boot(case, artifacts, workdir, cache, units_context)
     return results
+
+
+UNIT_SET = "(unit set + cloud-init)"
+VLLM_ARGV = "(vllm.service argv)"
+
+
+def lint_boot(case: str, artifacts: Mapping[str, str], workdir: Path,
+              cache: dict[str, list[str]], units_context: str) -> list[Result]:
+    """The checks of what one boot runs together: the unit set next to cloud-init's units,
+    and vLLM's command line through vLLM's own parser."""
+    scripts = "".join(f"{n}\0{artifacts[n]}\0" for n in sorted(artifacts) if n != BOOTSTRAP)
+    key = "unitset:" + hashlib.sha256((units_context + scripts).encode()).hexdigest()
+    if key not in cache:
+        cache[key] = check_unit_set(artifacts, workdir / "unit-set")
+    results = [Result(case, UNIT_SET, ["systemd-analyze verify multi-user.target",
+                                       "no ordering cycle"], cache[key])]
+    if "vllm.service" in artifacts:
+        key = "vllm:" + hashlib.sha256(artifacts["vllm.service"].encode()).hexdigest()
+        if key not in cache:
+            version, by_case = check_vllm_args({case: artifacts["vllm.service"]})
+            cache[key] = by_case[case]
+            cache["vllm-version"] = [version]
+        version = cache["vllm-version"][0]
+        argv_problems = list(cache[key])
+        pinned = pinned_vllm_version()
+        if version != pinned:
+            argv_problems.append(f"the parser is vLLM {version}, the instance runs {pinned} "
+                            "(modules/ec2/vllm.version): run `bash tools/prepare.sh test`")
+        results.append(Result(case, VLLM_ARGV, [f"vLLM {version} argument parser"],
+                              argv_problems))
+    return results
+
+
+def pinned_vllm_version() -> str:
+    """The vLLM release the instance's images run (modules/ec2/vllm.version)."""
+    return (ROOT / "modules" / "ec2" / "vllm.version").read_text().strip()
 
 
 def format_result(result: Result) -> str:

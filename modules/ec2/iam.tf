@@ -56,6 +56,15 @@ data "aws_iam_policy_document" "instance" {
   }
 
   statement {
+    sid     = "FindDataVolume"
+    actions = ["ec2:DescribeVolumes"]
+    # setup-data-volume.sh asks which volume is attached at /dev/sdf and opens it by its
+    # id. DescribeVolumes supports no resource-level permissions: "*" is the only valid
+    # resource, and it reveals volume metadata only, never data.
+    resources = ["*"]
+  }
+
+  statement {
     sid       = "CreateApiKeys"
     actions   = ["ssm:PutParameter"]
     resources = [local.api_keys_parameter_arn]

@@ -5,6 +5,7 @@ templates is clean (the run `make test` relies on)."""
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -178,3 +179,83 @@ def test_every_rendered_artifact_of_every_case_passes(as_root: None, tmp_path: P
     failed = [line for line in lines if not line.startswith("ok")]
     assert not failed, "\n".join(failed)
     assert len(results) >= len(cases) * 20
+    # Every case had its unit set and its vLLM command line checked.
+    for case in cases:
+        checked = {r.artifact for r in results if r.case == case.name}
+        assert {lt.UNIT_SET, lt.VLLM_ARGV} <= checked, case.name
+
+
+RECOVERY = """\
+[Unit]
+Description=Per-boot recovery
+After=network-online.target{after}
+Wants=network-online.target
+
+[Service]
+Type={type}
+ExecStart=/opt/inference/scripts/run.sh
+
+[Install]
+WantedBy=multi-user.target
+"""
+
+
+def test_unit_set_fails_on_an_ordering_cycle_with_debians_cloud_init(
+    tmp_path: Path, as_root: None
+) -> None:
+    """The shipped recovery unit's old shape: After=cloud-final.service while wanted by
+    multi-user.target, which cloud-final is ordered after: a cycle only cloud-init's real
+    units reveal."""
+    need_tool("systemd-analyze")
+    if not (lt.cloud_init_units_dir() / "cloud-final.service").exists():
+        pytest.skip("Debian's cloud-init units are missing; run `bash tools/prepare.sh test`")
+    cyclic = {"run.sh": "#!/bin/bash\ntrue\n",
+              "recovery.service": RECOVERY.format(after=" cloud-final.service", type="oneshot")}
+    problems = lt.check_unit_set(cyclic, tmp_path / "cyclic")
+    assert any("Found ordering cycle" in p for p in problems), problems
+    assert any("recovery.service/start deleted to break" in p for p in problems), problems
+    fixed = {**cyclic, "recovery.service": RECOVERY.format(after="", type="exec")}
+    assert lt.check_unit_set(fixed, tmp_path / "fixed") == []
+
+
+def test_install_sections_become_wants_and_requires_links() -> None:
+    unit = ("[Unit]\nWantedBy=ignored.target\n"
+            "[Install]\nWantedBy=a.target b.service\nRequiredBy=c.target\n")
+    assert lt.install_targets(unit) == [("wants", "a.target"), ("wants", "b.service"),
+                                        ("requires", "c.target")]
+
+
+VLLM_UNIT = """\
+[Service]
+ExecStart=/usr/bin/docker run --rm --name vllm \\
+  --entrypoint python3 \\
+  vllm/vllm-openai:v0.32.0 \\
+  -m vllm.entrypoints.openai.api_server \\
+  --model Qwen/Qwen2.5-7B-Instruct \\
+  --host 0.0.0.0 --port 8000 \\
+  --max-model-len 8192{extra}
+ExecStop=/usr/bin/docker stop --time 30 vllm
+"""
+
+
+def test_the_vllm_argv_is_what_follows_the_server_module() -> None:
+    assert lt.vllm_argv(VLLM_UNIT.format(extra="")) == [
+        "--model", "Qwen/Qwen2.5-7B-Instruct", "--host", "0.0.0.0", "--port", "8000",
+        "--max-model-len", "8192"]
+
+
+@pytest.mark.vllm
+def test_vllms_own_parser_refuses_a_misspelt_flag() -> None:
+    from testkit.local_stack import vllm_python
+
+    if not vllm_python().exists():
+        pytest.skip("the vLLM environment is missing; run `bash tools/prepare.sh test`")
+    version, problems = lt.check_vllm_args({
+        "good": VLLM_UNIT.format(extra=" --enable-prefix-caching"),
+        "typo": VLLM_UNIT.format(extra=" --enable-prefix-cashing"),
+        "bad value": VLLM_UNIT.format(extra=" --gpu-memory-utilization lots"),
+    })
+    assert re.fullmatch(r"\d+\.\d+\.\d+.*", version)
+    assert problems["good"] == []
+    assert any("--enable-prefix-cashing" in p for p in problems["typo"]), problems
+    assert any("gpu-memory-utilization" in p for p in problems["bad value"]), problems

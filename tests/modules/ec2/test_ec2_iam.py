@@ -36,7 +36,7 @@ def policy(plan_summary: Any) -> dict[str, dict[str, Any]]:
 
 def test_the_policy_has_exactly_these_statements(policy: dict[str, dict[str, Any]]) -> None:
     assert list(policy) == ["ReadScripts", "EcrAuthorization", "EcrPull", "ReadSecrets",
-                            "CreateApiKeys", "SessionManagerRegister", "SessionManagerChannels",
+                            "FindDataVolume", "CreateApiKeys", "SessionManagerRegister", "SessionManagerChannels",
                             "NoOtherParameters", "NeverOverwriteApiKeys"]
 
 
@@ -52,6 +52,14 @@ def test_scripts_and_image_are_read_from_this_deployment_only(
     assert as_set(policy["EcrPull"]["Action"]) == {
         "ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"}
     assert policy["EcrPull"]["Resource"] == "arn:aws:ecr:us-east-1:123456789012:repository/llm-dev"
+
+
+def test_the_data_volume_is_found_by_reading_volume_metadata_only(
+        policy: dict[str, dict[str, Any]]) -> None:
+    # setup-data-volume.sh: `aws ec2 describe-volumes` for the volume at /dev/sdf.
+    assert policy["FindDataVolume"] == {
+        "Sid": "FindDataVolume", "Effect": "Allow", "Action": "ec2:DescribeVolumes",
+        "Resource": "*"}
 
 
 def test_secrets_are_the_deployments_own_two_parameters(

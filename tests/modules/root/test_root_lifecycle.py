@@ -139,6 +139,7 @@ def check_instance_policy(state: dict[str, dict[str, Any]]) -> None:
         "EcrPull": ("Allow", {"ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage",
                               "ecr:GetDownloadUrlForLayer"}, "Resource", {repository}),
         "ReadSecrets": ("Allow", {"ssm:GetParameter"}, "Resource", secrets),
+        "FindDataVolume": ("Allow", {"ec2:DescribeVolumes"}, "Resource", {"*"}),
         "CreateApiKeys": ("Allow", {"ssm:PutParameter"}, "Resource", keys),
         "SessionManagerRegister": ("Allow", {"ssm:UpdateInstanceInformation"}, "Resource",
                                    {f"arn:aws:ec2:us-east-1:{ACCOUNT}:instance/*"}),

@@ -1,0 +1,60 @@
+"""The HTTPS deployment booted with pebble as Let's Encrypt and pebble-challtestsrv as the
+public DNS: the scripts reach S3 only after the bootstrap started waiting for them (it
+converges once they appear), setup-certbot.sh waits for DNS -> the instance's public IPv4
+(IMDS), gets a real certificate through NGINX's port 80, and enables the renewal timer."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from cryptography import x509
+from instance_checks import Boot, assert_serves
+
+from testkit.instance import harness
+
+pytestmark = [pytest.mark.instance, pytest.mark.slow]
+
+
+@pytest.fixture(scope="module")
+def https_instance(boot: Boot) -> harness.Instance:
+    instance = boot("https", upload_scripts=False, wait=False)
+    deadline = time.monotonic() + 180
+    while "bootstrap start" not in instance.exec("cat", "/var/log/user-data.log",
+                                                   check=False).stdout:
+        assert time.monotonic() < deadline, "the bootstrap never started"
+        time.sleep(2)
+    time.sleep(15)  # the bootstrap is polling S3 in vain
+    instance.upload_scripts()
+    instance.wait_ready()
+    return instance
+
+
+def test_certificate_issued_at_boot_and_served_by_nginx(https_instance: harness.Instance) -> None:
+    domain = f"{harness.SUBDOMAIN}.{harness.DOMAIN}"
+    pem = https_instance.exec("cat", f"/etc/letsencrypt/live/{domain}/fullchain.pem").stdout
+    certificate = x509.load_pem_x509_certificate(pem.encode())
+    names = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName)
+    assert names.value.get_values_for_type(x509.DNSName) == [domain]
+    assert "Pebble" in certificate.issuer.rfc4514_string()
+    # The client trusts only pebble's root and reaches the domain: NGINX serves that chain.
+    assert_serves(https_instance, https_instance.api_keys()[0])
+    log = https_instance.exec("cat", "/var/log/user-data.log").stdout
+    assert f"DNS {domain} -> this instance's public IP: ready" in log
+    assert f"certificate issued for {domain}" in log
+
+
+def test_renewal_timer_enabled_and_port_80_redirects(https_instance: harness.Instance) -> None:
+    enabled = https_instance.exec("systemctl", "is-enabled", "inference-cert-renew.timer",
+                                  "certbot.timer", check=False).stdout.split()
+    assert enabled == ["enabled", "disabled"]
+    active = https_instance.exec("systemctl", "is-active", "inference-cert-renew.timer").stdout
+    assert active.strip() == "active"
+    with https_instance.http_client() as client:
+        response = client.get(f"http://{https_instance.addresses.instance}/v1/models",
+                              headers={"Host": f"{harness.SUBDOMAIN}.{harness.DOMAIN}"})
+    assert response.status_code in (301, 308, 403), response.status_code
+    check = https_instance.exec("/usr/local/bin/check-services.sh", check=False)
+    assert check.returncode == 0, check.stdout
+    failed = https_instance.exec("systemctl", "--failed", "--plain", "--no-legend").stdout
+    assert failed.strip() == "", failed
