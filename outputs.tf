@@ -79,6 +79,11 @@ output "load_balancer_dns_name" {
   value       = try(module.load_balancer[0].dns_name, null)
 }
 
+output "target_group_arn" {
+  description = "Autoscaling mode: ARN of the load balancer's target group (its health shows which instances serve: docs/OPERATIONS.md). Null in the instance mode."
+  value       = try(module.load_balancer[0].target_group_arn, null)
+}
+
 output "autoscaling_group_name" {
   description = "Autoscaling mode: name of the Auto Scaling group (docs/OPERATIONS.md: scale, rolling update, drain). Null in the instance mode."
   value       = try(module.autoscaling[0].group_name, null)

@@ -66,6 +66,7 @@ resource "aws_vpc_security_group_egress_rule" "instances" {
 }
 
 resource "aws_vpc_security_group_ingress_rule" "instances_from_load_balancer" {
+  #checkov:skip=CKV_AWS_260:False positive: the source is the load balancer's security group (referenced_security_group_id), not a CIDR; nothing but the load balancer reaches port 80 of the instances.
   security_group_id            = var.instance_security_group_id
   description                  = "HTTP from the load balancer only"
   referenced_security_group_id = aws_security_group.this.id
@@ -146,7 +147,6 @@ resource "aws_acm_certificate" "this" {
 }
 
 resource "aws_route53_record" "validation" {
-  #checkov:skip=CKV2_AWS_23:False positive: a CNAME that ACM asks for to validate the certificate, not a record pointing at a resource.
   for_each = toset(var.hostname == null ? [] : [var.hostname])
 
   zone_id = var.zone_id

@@ -1,19 +1,14 @@
 locals {
-  # AWS managed rule groups, in evaluation order after the rate limit. The common rule set's
-  # body rules are counted, not enforced: prompts are large and routinely hold code, HTML
-  # and URLs, which they read as attacks (SizeRestrictions_BODY alone blocks every body
-  # over 8 KB). The proxy enforces its own body limit (proxy_max_body_bytes).
-  managed_rule_groups = {
-    AWSManagedRulesAmazonIpReputationList = { priority = 1, count = [] }
-    AWSManagedRulesKnownBadInputsRuleSet  = { priority = 2, count = [] }
-    AWSManagedRulesCommonRuleSet = {
-      priority = 3
-      count    = ["SizeRestrictions_BODY", "CrossSiteScripting_BODY", "GenericLFI_BODY", "GenericRFI_BODY", "EC2MetaDataSSRF_BODY"]
-    }
-  }
-  metric_prefix = replace(var.name, "-", "_")
+  # The common rule set's body rules are counted, not enforced: prompts are large and
+  # routinely hold code, HTML and URLs, which they read as attacks (SizeRestrictions_BODY
+  # alone blocks every body over 8 KB). The proxy enforces its own body limit
+  # (proxy_max_body_bytes).
+  counted_body_rules = ["SizeRestrictions_BODY", "CrossSiteScripting_BODY", "GenericLFI_BODY", "GenericRFI_BODY", "EC2MetaDataSSRF_BODY"]
+  metric_prefix      = replace(var.name, "-", "_")
 }
 
+# Rules in evaluation order: the per-IP rate limit, then AWS managed rule groups (IP
+# reputation, known bad inputs such as Log4j's JNDI lookups, the common rule set).
 resource "aws_wafv2_web_acl" "this" {
   name        = var.name
   description = "In front of the inference endpoint ${var.name}: per-IP rate limit and AWS managed rules"
@@ -46,41 +41,81 @@ resource "aws_wafv2_web_acl" "this" {
     }
   }
 
-  dynamic "rule" {
-    for_each = local.managed_rule_groups
+  rule {
+    name     = "AWSManagedRulesAmazonIpReputationList"
+    priority = 1
 
-    content {
-      name     = rule.key
-      priority = rule.value.priority
+    override_action {
+      none {}
+    }
 
-      override_action {
-        none {}
+    statement {
+      managed_rule_group_statement {
+        vendor_name = "AWS"
+        name        = "AWSManagedRulesAmazonIpReputationList"
       }
+    }
 
-      statement {
-        managed_rule_group_statement {
-          vendor_name = "AWS"
-          name        = rule.key
+    visibility_config {
+      cloudwatch_metrics_enabled = true
+      metric_name                = "${local.metric_prefix}_ip_reputation"
+      sampled_requests_enabled   = true
+    }
+  }
 
-          dynamic "rule_action_override" {
-            for_each = rule.value.count
+  rule {
+    name     = "AWSManagedRulesKnownBadInputsRuleSet"
+    priority = 2
 
-            content {
-              name = rule_action_override.value
+    override_action {
+      none {}
+    }
 
-              action_to_use {
-                count {}
-              }
+    statement {
+      managed_rule_group_statement {
+        vendor_name = "AWS"
+        name        = "AWSManagedRulesKnownBadInputsRuleSet"
+      }
+    }
+
+    visibility_config {
+      cloudwatch_metrics_enabled = true
+      metric_name                = "${local.metric_prefix}_known_bad_inputs"
+      sampled_requests_enabled   = true
+    }
+  }
+
+  rule {
+    name     = "AWSManagedRulesCommonRuleSet"
+    priority = 3
+
+    override_action {
+      none {}
+    }
+
+    statement {
+      managed_rule_group_statement {
+        vendor_name = "AWS"
+        name        = "AWSManagedRulesCommonRuleSet"
+
+        dynamic "rule_action_override" {
+          for_each = local.counted_body_rules
+
+          content {
+            name = rule_action_override.value
+
+            action_to_use {
+              count {}
             }
           }
         }
       }
+    }
 
-      visibility_config {
-        cloudwatch_metrics_enabled = true
-        metric_name                = "${local.metric_prefix}_${rule.key}"
-        sampled_requests_enabled   = true
-      }
+    visibility_config {
+      cloudwatch_metrics_enabled = true
+      metric_name                = "${local.metric_prefix}_common"
+      sampled_requests_enabled   = true
     }
   }
 
