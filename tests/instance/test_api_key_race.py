@@ -109,7 +109,7 @@ def test_instances_starting_together_create_one_key_and_all_serve_it(
     served = {done.stdout.strip() for done in results.values()}
     assert len(served) == 1, served
     ssm = boto3.client("ssm", region_name="us-east-1", endpoint_url=moto,
-                       aws_access_key_id="testing", aws_secret_access_key="testing")  # noqa: S106
+                       aws_access_key_id="testing", aws_secret_access_key="testing")
     stored = ssm.get_parameter(Name=PARAMETER, WithDecryption=True)["Parameter"]
     assert stored["Version"] == 1
     assert served == {f"PROXY_API_KEYS={stored['Value']}"}

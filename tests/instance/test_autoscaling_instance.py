@@ -59,7 +59,7 @@ def test_requests_in_flight_reach_cloudwatch_for_the_scaling_policy(
     member.exec("systemctl", "start", "inference-load-metric.service")
     cloudwatch = boto3.client("cloudwatch", region_name=harness.REGION,
                               endpoint_url=member.moto_url, aws_access_key_id="testing",
-                              aws_secret_access_key="testing")  # noqa: S106 (moto)
+                              aws_secret_access_key="testing")
     metrics = cloudwatch.list_metrics(Namespace="ec2-inference")["Metrics"]
     assert {"MetricName": "InFlightRequests", "Namespace": "ec2-inference",
             "Dimensions": [{"Name": "Deployment", "Value": "llm-sim"}]} in [

@@ -73,7 +73,7 @@ def test_instances_may_publish_only_their_load_metric(deployed: tftest.Terraform
     assert publish["Condition"] == {"StringEquals": {"cloudwatch:namespace": "ec2-inference"}}
     # Everything else is the instance mode's policy (tests/modules/root/test_root_lifecycle.py).
     assert list(statements) == ["ReadScripts", "EcrAuthorization", "EcrPull", "ReadSecrets",
-                                "CreateApiKeys", "SessionManagerRegister",
+                                "FindDataVolume", "CreateApiKeys", "SessionManagerRegister",
                                 "SessionManagerChannels", "NoOtherParameters",
                                 "NeverOverwriteApiKeys"]
 
