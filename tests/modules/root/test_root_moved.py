@@ -1,15 +1,20 @@
-"""An existing deployment keeps its resources when modules/ec2 gains the autoscaling mode:
-the root module as it was before the move (taken from git) is applied on the stand-in, the
-current code is put in its place, and the plan must move the single instance and what
-belongs to it to their new addresses (modules/ec2/moved.tf) and change nothing else."""
+"""An existing deployment keeps its resources now that modules/ec2 also serves the autoscaling
+mode. The single instance and what belongs to it gained `count` (a new address, `[0]`), and
+modules/ec2/moved.tf maps the old addresses to the new ones.
+
+The old layout is the current code with that step undone: the `count` lines of the moved
+resources removed, their `[0]` / `[count.index]` references made bare and moved.tf deleted
+(the layout modules/ec2 had up to commit 5556e842933b, when it created these resources
+unconditionally). Undoing the step on today's code, rather than checking out that commit,
+keeps the test about the move alone while other changes land in the same files. The old
+layout is applied on the stand-in, the current code put in its place, and the plan must move
+exactly these resources and change nothing. (Terraform would also move a resource that
+gains count to [0] without the blocks; the test holds the outcome, whichever does it.)"""
 
 from __future__ import annotations
 
-import io
 import json
-import shutil
-import subprocess
-import tarfile
+import re
 from pathlib import Path
 from typing import Any
 
@@ -19,54 +24,51 @@ from testkit import plans
 from testkit.tftest_cases import copy_module
 
 HERE = Path(__file__).resolve().parent
-ROOT = HERE.parents[2]
 VAR_FILES = [str(HERE / "existing_image.tfvars")]
-# The last commit whose modules/ec2 created the instance unconditionally (main when the
-# autoscaling mode was started). CI checks out the whole history (.github/workflows/test.yml).
-BEFORE_THE_MOVE = "5556e842933b23f3f0cdd4c0bd01fa26bfd5e8f9"
-MOVED = {
-    f"module.ec2.{resource}": f"module.ec2.{resource}[0]"
-    for resource in ("terraform_data.instance_version", "aws_instance.this",
-                     "aws_ebs_volume.data", "aws_volume_attachment.data", "aws_eip.this",
-                     "aws_eip_association.this")
-}
+RESOURCES = ("terraform_data.instance_version", "aws_instance.this", "aws_ebs_volume.data",
+             "aws_volume_attachment.data", "aws_eip.this", "aws_eip_association.this")
+MOVED = {f"module.ec2.{resource}": f"module.ec2.{resource}[0]" for resource in RESOURCES}
+COUNT_LINE = "  count = local.single_instance ? 1 : 0\n"
 
 pytestmark = pytest.mark.slow
 
 
-def export_commit(commit: str, target: Path) -> None:
-    """The root module, modules/ and app/ of `commit`, written under `target`."""
-    known = subprocess.run(["git", "-C", str(ROOT), "cat-file", "-e", f"{commit}^{{commit}}"],
-                           check=False, capture_output=True)
-    assert known.returncode == 0, (
-        f"commit {commit} is not in this clone: the test needs the history (git fetch "
-        "--unshallow, or actions/checkout with fetch-depth: 0)")
-    archive = subprocess.run(
-        ["git", "-C", str(ROOT), "archive", "--format=tar", commit, "main.tf", "variables.tf",
-         "outputs.tf", "versions.tf", "modules", "app"],
-        check=True, capture_output=True).stdout
-    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
-        tar.extractall(target, filter="data")
+def undo_the_move(module: Path) -> None:
+    """Turn modules/ec2 (a copy) back into the layout without `count` on RESOURCES."""
+    (module / "moved.tf").unlink()
+    counts_removed = []
+    for tf in sorted(module.glob("*.tf")):
+        text = tf.read_text()
+        for resource in RESOURCES:
+            kind, name = resource.split(".")
+            # The header, any comment lines (checkov skips), then the count line.
+            block = re.compile(rf'(resource "{kind}" "{name}" {{\n(?:\s*#[^\n]*\n)*)'
+                               + re.escape(COUNT_LINE))
+            text, found = block.subn(r"\1", text)
+            counts_removed += [resource] * found
+            text = re.sub(re.escape(resource) + r"\[(0|count\.index)\]", resource, text)
+        tf.write_text(text)
+    assert sorted(counts_removed) == sorted(RESOURCES), (
+        "each moved resource starts with the count line this test removes; if that changed, "
+        f"change undo_the_move too (found {counts_removed})")
 
 
 def test_an_existing_single_instance_deployment_plans_only_moves(tmp_path: Path) -> None:
     copy = tmp_path / "deployment"
-    export_commit(BEFORE_THE_MOVE, copy)
+    copy_module(".", copy, extra=["app"])
+    undo_the_move(copy / "modules" / "ec2")
     test = plans.terraform_test(copy)
     with plans.terraform_errors("init"):
         test.init()
     with plans.terraform_errors("apply"):
         test.apply(tf_var_file=VAR_FILES)
-    before = set(MOVED) & {line for line in test.execute_command("state", "list").out.split()}
+    before = set(MOVED) & set(test.execute_command("state", "list").out.split())
     assert before == set(MOVED), "the old layout holds the resources at their old addresses"
 
     # The current code in place of the old, with the old state.
-    for stale in ("modules", "app"):
-        shutil.rmtree(copy / stale)
-    copy_module(".", copy, extra=["app"])
+    copy_module("modules/ec2", copy)
+    assert (copy / "modules" / "ec2" / "moved.tf").exists()
     try:
-        with plans.terraform_errors("init"):
-            test.init()
         with plans.terraform_errors("plan"):
             test.execute_command("plan", "-input=false", "-no-color", "-out=moved.tfplan",
                                  *(f"-var-file={f}" for f in VAR_FILES))
