@@ -1,5 +1,6 @@
 # Data flow (see docs/ARCHITECTURE.md): vpc, ecr -> build -> ec2 (renders the scripts)
-# -> scripts_bucket (uploads them); route53 points the name at ec2's Elastic IP. The
+# -> scripts_bucket (uploads them); route53 points the name at ec2's Elastic IP; schedule
+# (working hours) starts and stops ec2's instance. The
 # bucket name is computed here once, so ec2 can scope its policy to it without depending
 # on the bucket module, and the graph reads top to bottom.
 
@@ -145,6 +146,29 @@ module "ec2" {
 
   hf_token_parameter_name = var.hf_token_parameter_name
   api_keys_parameter_name = var.api_keys_parameter_name
+
+  use_spot          = var.use_spot
+  spot_max_price    = var.spot_max_price
+  idle_stop_minutes = var.idle_stop_minutes
+}
+
+# Working hours: EventBridge Scheduler starts and stops the instance.
+module "schedule" {
+  source = "./modules/schedule"
+  count  = var.schedule == null ? 0 : 1
+
+  name              = local.prefix
+  region            = var.region
+  account_id        = local.account_id
+  partition         = data.aws_partition.current.partition
+  instance_id       = module.ec2.instance_id
+  instance_arn      = module.ec2.instance_arn
+  volume_kms_key_id = module.ec2.volume_kms_key_id
+  schedule = {
+    start    = var.schedule.start
+    stop     = var.schedule.stop
+    timezone = var.schedule.timezone
+  }
 }
 
 module "scripts_bucket" {

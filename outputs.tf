@@ -13,6 +13,19 @@ output "instance_id" {
   value       = module.ec2.instance_id
 }
 
+output "start_command" {
+  description = "Start the instance again after the idle stop, a scheduled stop or `aws ec2 stop-instances` (a Spot instance stopped by an interruption is started by EC2 itself when capacity returns). The endpoint answers once vLLM has loaded the model from the volume (docs/OPERATIONS.md, Starting a stopped endpoint)."
+  value       = "aws ec2 start-instances --region ${var.region} --instance-ids ${module.ec2.instance_id}"
+}
+
+output "schedule" {
+  description = "Working hours: the ARN of each EventBridge schedule (start, stop) and the role they use; null without schedule."
+  value = var.schedule == null ? null : {
+    schedule_arns = module.schedule[0].schedule_arns
+    role_arn      = module.schedule[0].role_arn
+  }
+}
+
 output "ecr_repository_url" {
   description = "URL of the ECR repository for the proxy image."
   value       = module.ecr.repository_url

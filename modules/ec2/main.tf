@@ -36,6 +36,23 @@ locals {
   nginx_timeout_margin = 30
 }
 
+# Spot with interruption behaviour stop needs a type EC2 offers as Spot and that boots
+# from EBS (docs.aws.amazon.com/AWSEC2/latest/UserGuide/interruption-behavior.html: a
+# persistent request, no launch group, an EBS root volume). EC2's own description of the
+# type says both; Mac (Dedicated Hosts only) and the High Memory U-*.metal types, for
+# example, are not offered as Spot. Looked up only with use_spot.
+data "aws_ec2_instance_type" "spot" {
+  count         = var.use_spot ? 1 : 0
+  instance_type = var.instance_type
+
+  lifecycle {
+    postcondition {
+      condition     = contains(self.supported_usages_classes, "spot") && contains(self.supported_root_device_types, "ebs")
+      error_message = "use_spot: ${var.instance_type} cannot run as a Spot instance that stops on an interruption (EC2 offers it for ${join(", ", self.supported_usages_classes)}, root devices ${join(", ", self.supported_root_device_types)}; stopping needs Spot and an EBS root volume). Pick another type, e.g. g5.xlarge or g6.xlarge, or use_spot = false."
+    }
+  }
+}
+
 data "aws_ssm_parameter" "ami" {
   count = var.ami_id == null ? 1 : 0
   name  = local.ami_ssm_parameter
@@ -93,6 +110,17 @@ locals {
     domain_name                = coalesce(var.https.domain_name, "_")
     data_mount                 = local.data_mount
     watchdog_interval          = var.watchdog_interval
+    idle_stop_minutes          = coalesce(var.idle_stop_minutes, 0)
+    # Timers of the cost controls that this configuration renders (setup-services.sh starts
+    # them) and those it does not (setup-services.sh stops and removes them, should an
+    # earlier apply have turned them on).
+    optional_timers_on  = [for timer, on in local.optional_timers : timer if on]
+    optional_timers_off = [for timer, on in local.optional_timers : timer if !on]
+  }
+
+  optional_timers = {
+    "inference-idle-stop"   = var.idle_stop_minutes != null
+    "inference-spot-notice" = var.use_spot
   }
 
   # File name on the instance => template. Every file lands in /opt/inference/scripts.
@@ -119,6 +147,16 @@ locals {
       "inference-recovery.service" = "inference-recovery.service.tftpl"
       "nginx-site.conf"            = "nginx-site.conf.tftpl"
     },
+    var.idle_stop_minutes != null ? {
+      "idle-stop.sh"                = "idle-stop.sh.tftpl"
+      "inference-idle-stop.service" = "inference-idle-stop.service.tftpl"
+      "inference-idle-stop.timer"   = "inference-idle-stop.timer.tftpl"
+    } : {},
+    var.use_spot ? {
+      "spot-notice.sh"                = "spot-notice.sh.tftpl"
+      "inference-spot-notice.service" = "inference-spot-notice.service.tftpl"
+      "inference-spot-notice.timer"   = "inference-spot-notice.timer.tftpl"
+    } : {},
     var.https.enabled ? {
       "setup-certbot.sh"             = "setup-certbot.sh.tftpl"
       "nginx-acme.conf"              = "nginx-acme.conf.tftpl"
@@ -166,6 +204,28 @@ resource "aws_instance" "this" {
   monitoring             = true
   # Linux: there is no Windows administrator password to fetch into state.
   get_password_data = false
+
+  # Stop, never terminate, when the machine powers itself off (the idle stop, a `shutdown`
+  # by hand): the model volume, the Elastic IP and the instance id stay, and a start brings
+  # the same instance back.
+  instance_initiated_shutdown_behavior = "stop"
+
+  # Spot: a persistent request whose interruption stops the instance (EC2 starts it again
+  # when capacity returns). RunInstances sets no expiry on it: it lasts until the instance
+  # is terminated.
+  dynamic "instance_market_options" {
+    for_each = var.use_spot ? [var.spot_max_price] : []
+
+    content {
+      market_type = "spot"
+
+      spot_options {
+        spot_instance_type             = "persistent"
+        instance_interruption_behavior = "stop"
+        max_price                      = instance_market_options.value
+      }
+    }
+  }
 
   # A change of the scripts shows up here as an in-place update; the per-boot recovery
   # script applies it. Replacement is instance_version's job alone.
@@ -223,6 +283,10 @@ resource "aws_instance" "this" {
     precondition {
       condition     = local.gpu_count == null || var.vllm.tensor_parallel_size <= coalesce(local.gpu_count, 0)
       error_message = "tensor_parallel_size (${var.vllm.tensor_parallel_size}) exceeds the ${coalesce(local.gpu_count, 0)} GPU(s) of ${var.instance_type}."
+    }
+    precondition {
+      condition     = var.use_spot || var.spot_max_price == null
+      error_message = "spot_max_price is set but use_spot is false: set use_spot = true to run on Spot capacity, or spot_max_price = null."
     }
     precondition {
       condition     = length(local.user_data) <= 16384

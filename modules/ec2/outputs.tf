@@ -3,6 +3,16 @@ output "instance_id" {
   value       = aws_instance.this.id
 }
 
+output "instance_arn" {
+  description = "ARN of the EC2 instance (what a start/stop schedule may act on)."
+  value       = aws_instance.this.arn
+}
+
+output "volume_kms_key_id" {
+  description = "KMS key of the root and data volumes; null when they use the account's default EBS key (aws/ebs)."
+  value       = var.volume_kms_key_id
+}
+
 output "public_ip" {
   description = "Elastic IP address of the instance (stable across replacements)."
   value       = aws_eip.this.public_ip

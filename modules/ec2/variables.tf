@@ -119,6 +119,22 @@ variable "ssh_cidr_blocks" {
   nullable    = false
 }
 
+variable "use_spot" {
+  description = "Run on Spot capacity: a persistent Spot request whose interruption behaviour is stop (the instance id, the Elastic IP and the data volume survive; EC2 starts the instance again when capacity returns), and a timer that logs the 2-minute interruption notice and drains the proxy."
+  type        = bool
+  nullable    = false
+}
+
+variable "spot_max_price" {
+  description = "Highest hourly Spot price in USD (a string such as \"0.60\"). Null: up to the On-Demand price."
+  type        = string
+}
+
+variable "idle_stop_minutes" {
+  description = "Minutes without an API request after which the instance stops itself (a timer reads the proxy's metrics; the shutdown behaviour is stop). Null: never."
+  type        = number
+}
+
 variable "instance_version" {
   description = "Bump to replace the instance: the volume attachment and Elastic IP association are replaced delete-first (the old instance is stopped and detached), the new instance is launched and gets both, the old one is terminated. Script changes alone never replace it."
   type        = number

@@ -68,6 +68,7 @@ REQUIRED_TYPES = frozenset({
     "data.aws_iam_policy_document", "data.aws_ssm_parameter", "data.aws_ec2_instance_type",
     "data.aws_eip", "data.aws_ec2_instance_type_offerings", "aws_vpc_endpoint",
     "aws_s3_bucket_lifecycle_configuration",
+    "aws_scheduler_schedule", "aws_scheduler_schedule_group",
 })
 
 Json = dict[str, Any]
