@@ -67,8 +67,8 @@ output "hf_token_parameter_name" {
 }
 
 output "instance_quota_command" {
-  description = "Show the account's On-Demand vCPU quota for the instance type's family in this region (new accounts often have 0 for G and P instances; a launch over it fails with VcpuLimitExceeded)."
-  value       = "aws service-quotas list-service-quotas --region ${var.region} --service-code ec2 --query \"Quotas[?contains(QuotaName, 'On-Demand ${local.quota_family}')].{name: QuotaName, code: QuotaCode, vcpus: Value}\" --output table"
+  description = "Show the account's vCPU quota for the instance type's family in this region, On-Demand or, with use_spot, Spot (new accounts often have 0 for G and P instances; a launch over it fails with VcpuLimitExceeded or MaxSpotInstanceCountExceeded)."
+  value       = "aws service-quotas list-service-quotas --region ${var.region} --service-code ec2 --query \"Quotas[?${var.use_spot ? "contains(QuotaName, 'Spot') && contains(QuotaName, '${local.quota_family}')" : "contains(QuotaName, 'On-Demand ${local.quota_family}')"}].{name: QuotaName, code: QuotaCode, vcpus: Value}\" --output table"
 }
 
 output "diagnostic_commands" {

@@ -36,3 +36,6 @@ https = {
   acme_email  = null
   acme_server = "https://acme-v02.api.letsencrypt.org/directory"
 }
+use_spot          = false
+spot_max_price    = null
+idle_stop_minutes = null
