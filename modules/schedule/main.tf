@@ -82,6 +82,7 @@ resource "aws_iam_role_policy" "this" {
 }
 
 resource "aws_scheduler_schedule" "this" {
+  #checkov:skip=CKV_AWS_297:The schedule holds only an instance id and a cron expression; EventBridge encrypts it at rest with an AWS owned key, and a customer managed key would add a key, its policy and its cost for no secret.
   for_each = local.actions
 
   name                         = "${var.name}-${each.key}"

@@ -47,6 +47,35 @@ def test_the_cost_timers_run_and_the_spot_notice_polls_quietly(
     assert messages == [], messages
 
 
+def last_request(instance: harness.Instance) -> float:
+    """The gauge the idle stop reads, from the proxy's /metrics on the instance."""
+    metrics = instance.exec("curl", "-fsS", "http://127.0.0.1:8080/metrics").stdout
+    (line,) = [m for m in metrics.splitlines()
+               if m.startswith("proxy_last_request_timestamp_seconds ")]
+    return float(line.split()[1])
+
+
+def test_only_api_requests_move_the_gauge_the_idle_stop_reads(
+        cost_instance: harness.Instance) -> None:
+    """End to end through NGINX: health probes, /metrics and a refused key leave the last
+    request time where it was; an API request moves it."""
+    key = cost_instance.api_keys()[0]
+    wait_until("the proxy serving", lambda: ready(cost_instance))
+    before = last_request(cost_instance)
+    with cost_instance.http_client(timeout=10) as client:
+        for path in ("/health", "/ready", "/metrics"):
+            assert client.get(f"{cost_instance.endpoint}{path}").status_code == 200, path
+        refused = client.get(f"{cost_instance.endpoint}/v1/models",
+                             headers={"Authorization": "Bearer sk-wrong"})
+        assert refused.status_code == 401
+        time.sleep(1.1)
+        assert last_request(cost_instance) == before
+        served = client.get(f"{cost_instance.endpoint}/v1/models",
+                            headers={"Authorization": f"Bearer {key}"})
+        assert served.status_code == 200
+    assert last_request(cost_instance) > max(before, time.time() - 30)
+
+
 def test_a_spot_notice_is_logged_and_drains_the_proxy_with_the_stream_whole(
         cost_instance: harness.Instance) -> None:
     key = cost_instance.api_keys()[0]
@@ -65,7 +94,7 @@ def test_a_spot_notice_is_logged_and_drains_the_proxy_with_the_stream_whole(
                         max_tokens=20, stream=True, extra_body={"fake": {"tps": 2}}):
                     chunks.append(chunk)
             ended.append(time.time())
-        except BaseException as error:  # noqa: BLE001 (reported by the test below)
+        except BaseException as error:
             failure.append(error)
 
     reader = threading.Thread(target=stream)

@@ -64,7 +64,8 @@ def rendered(plan_summary: Any) -> dict[str, str]:
     summary = plan_summary(MODULE, tf_var_files=[str(HERE / "common.tfvars"),
                                                  str(HERE / "cpu_no_https.tfvars")],
                            idle_stop_minutes=THRESHOLD_MINUTES)
-    files = {key.removeprefix("scripts/"): value for key, value in summary.outputs["scripts"].items()}
+    files = {key.removeprefix("scripts/"): value
+             for key, value in summary.outputs["scripts"].items()}
     assert "idle-stop.sh" in files
     return files
 

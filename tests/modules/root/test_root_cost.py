@@ -117,7 +117,7 @@ def test_spot_without_a_price_pays_at_most_the_on_demand_price(plan_summary: Any
     summary = plan(plan_summary, "explicit_ami", use_spot=True)
     (market,) = summary.values[INSTANCE]["instance_market_options"]
     assert not market["spot_options"][0].get("max_price")
-    assert SPOT_FILES <= set(scripts(summary))
+    assert set(scripts(summary)) >= SPOT_FILES
     assert not IDLE_FILES & set(scripts(summary))
     quota = summary.outputs["instance_quota_command"]
     assert "contains(QuotaName, 'Spot') && contains(QuotaName, 'G and VT')" in quota
@@ -171,7 +171,7 @@ def test_a_stop_only_schedule_has_one_schedule(plan_summary: Any) -> None:
 
 def test_the_idle_timer_is_rendered_only_when_idle_stop_is_on(cost: Any) -> None:
     files = scripts(cost)
-    assert IDLE_FILES <= set(files)
+    assert set(files) >= IDLE_FILES
     assert "threshold=$((30 * 60))" in files["idle-stop.sh"]
     assert "OnUnitActiveSec=1min" in files["inference-idle-stop.timer"]
     services = files["setup-services.sh"]
