@@ -35,6 +35,10 @@ mount --bind "$scripts" /opt/inference/scripts
 mount -t tmpfs tmpfs /var/lib
 mkdir -p /var/lib/inference
 mount --bind "$state" /var/lib/inference
+if [ -n "${HOLD_SETUP_LOCK:-}" ]; then  # main-setup running: it holds the lock, as here
+  exec 8>>/var/lib/inference/setup.lock
+  flock 8
+fi
 if [ -n "$www" ]; then
   python3 -m http.server "$APP_PORT" --bind 127.0.0.1 --directory "$www" >/dev/null 2>&1 &
   server=$!
@@ -83,7 +87,7 @@ def metrics_text(last_request: float, in_flight: int) -> bytes:
 def run(rendered: dict[str, str], tmp: Path, *, last_request_ago: float | None,
         in_flight: int = 1, setup_done_ago: float | None = 3600,
         seen_ago: float | None = None, fresh_boot: bool = False,
-        answers: bool = True) -> Outcome:
+        answers: bool = True, setup_running: bool = False) -> Outcome:
     """One run of idle-stop.sh. `last_request_ago`: seconds since the last API request (None:
     none since the proxy started, the gauge is 0); `in_flight` counts the scrape itself;
     `setup_done_ago`: None for a first boot whose main-setup has not finished."""
@@ -112,7 +116,8 @@ def run(rendered: dict[str, str], tmp: Path, *, last_request_ago: float | None,
     result = subprocess.run(
         ["unshare", *namespaces, "bash", "-c", SANDBOX, "sandbox", str(scripts), str(state),
          str(www) if answers else "", str(stubs)],
-        capture_output=True, text=True, timeout=60, env={**os.environ, "APP_PORT": port})
+        capture_output=True, text=True, timeout=60,
+        env={**os.environ, "APP_PORT": port, "HOLD_SETUP_LOCK": "1" if setup_running else ""})
     assert result.returncode == 0, result.stderr
     seen_file = state / "idle-stop.last-activity"
     return Outcome(stopped=calls.read_text().strip() if calls.exists() else None,
@@ -122,14 +127,14 @@ def run(rendered: dict[str, str], tmp: Path, *, last_request_ago: float | None,
 
 def test_stops_after_the_threshold_without_a_request(rendered: dict[str, str],
                                                      tmp_path: Path) -> None:
-    outcome = run(rendered, tmp_path, last_request_ago=6 * 60)
+    outcome = run(rendered, tmp_path, last_request_ago=6.5 * 60)
     assert outcome.stopped is not None, outcome.log
     assert outcome.stopped.startswith("--poweroff now No API request for 6 minutes")
     assert f"idle_stop_minutes = {THRESHOLD_MINUTES}): stopping the instance" in outcome.log
 
 
 def test_does_not_stop_before_the_threshold(rendered: dict[str, str], tmp_path: Path) -> None:
-    outcome = run(rendered, tmp_path, last_request_ago=4 * 60)
+    outcome = run(rendered, tmp_path, last_request_ago=4.5 * 60)
     assert outcome.stopped is None, outcome.log
     # Past half the threshold it says when the stop will come.
     assert "idle for 4 min: the instance stops after 5 min" in outcome.log
@@ -151,6 +156,14 @@ def test_never_stops_during_the_first_boot(rendered: dict[str, str], tmp_path: P
     outcome = run(rendered, tmp_path, last_request_ago=None, setup_done_ago=None)
     assert outcome.stopped is None
     assert "main-setup has not finished (first boot): not stopping" in outcome.log
+
+
+def test_never_stops_while_main_setup_runs_again(rendered: dict[str, str],
+                                                tmp_path: Path) -> None:
+    # A later boot (or an update) runs main-setup again: it holds the setup lock.
+    outcome = run(rendered, tmp_path, last_request_ago=3600, setup_running=True)
+    assert outcome.stopped is None, outcome.log
+    assert "main-setup is running: not stopping" in outcome.log
 
 
 def test_counts_from_the_last_setup(rendered: dict[str, str], tmp_path: Path) -> None:
