@@ -4,18 +4,18 @@ output "api_endpoint" {
 }
 
 output "public_ip" {
-  description = "Elastic IP of the instance (stable across instance replacements)."
+  description = "Elastic IP of the instance (stable across instance replacements). Null in the autoscaling mode (see load_balancer_dns_name)."
   value       = module.ec2.public_ip
 }
 
 output "instance_id" {
-  description = "ID of the EC2 instance."
+  description = "ID of the EC2 instance. Null in the autoscaling mode (see autoscaling_group_name)."
   value       = module.ec2.instance_id
 }
 
 output "start_command" {
-  description = "Start the instance again after the idle stop, a scheduled stop or `aws ec2 stop-instances` (a Spot instance stopped by an interruption is started by EC2 itself when capacity returns). The endpoint answers once vLLM has loaded the model from the volume (docs/OPERATIONS.md, Starting a stopped endpoint)."
-  value       = "aws ec2 start-instances --region ${var.region} --instance-ids ${module.ec2.instance_id}"
+  description = "Start the instance again after the idle stop, a scheduled stop or `aws ec2 stop-instances` (a Spot instance stopped by an interruption is started by EC2 itself when capacity returns). The endpoint answers once vLLM has loaded the model from the volume (docs/OPERATIONS.md, Starting a stopped endpoint). Null in the autoscaling mode (the group keeps its instances running)."
+  value       = local.autoscaling ? null : "aws ec2 start-instances --region ${var.region} --instance-ids ${module.ec2.instance_id}"
 }
 
 output "schedule" {
@@ -42,13 +42,13 @@ output "scripts_bucket" {
 }
 
 output "data_volume_id" {
-  description = "ID of the model cache volume (survives instance replacement)."
+  description = "ID of the model cache volume (survives instance replacement). Null in the autoscaling mode: each instance has its own."
   value       = module.ec2.data_volume_id
 }
 
 output "ssm_session_command" {
-  description = "Open a shell on the instance through Session Manager (no SSH, no open port)."
-  value       = "aws ssm start-session --region ${var.region} --target ${module.ec2.instance_id}"
+  description = "Open a shell on the instance through Session Manager (no SSH, no open port); in the autoscaling mode on the group's first instance in service."
+  value       = "aws ssm start-session --region ${var.region} --target ${local.session_target}"
 }
 
 output "api_key_command" {
@@ -74,9 +74,9 @@ output "instance_quota_command" {
 output "diagnostic_commands" {
   description = "What to run next: follow the boot, check every service, try a request."
   value = {
-    boot_log       = "aws ssm start-session --region ${var.region} --target ${module.ec2.instance_id} --document-name AWS-StartInteractiveCommand --parameters command='sudo tail -f /var/log/user-data.log'"
-    check_services = "aws ssm start-session --region ${var.region} --target ${module.ec2.instance_id} --document-name AWS-StartInteractiveCommand --parameters command='sudo /usr/local/bin/check-services.sh'"
-    vllm_logs      = "aws ssm start-session --region ${var.region} --target ${module.ec2.instance_id} --document-name AWS-StartInteractiveCommand --parameters command='sudo journalctl -u vllm -f'"
+    boot_log       = "aws ssm start-session --region ${var.region} --target ${local.session_target} --document-name AWS-StartInteractiveCommand --parameters command='sudo tail -f /var/log/user-data.log'"
+    check_services = "aws ssm start-session --region ${var.region} --target ${local.session_target} --document-name AWS-StartInteractiveCommand --parameters command='sudo /usr/local/bin/check-services.sh'"
+    vllm_logs      = "aws ssm start-session --region ${var.region} --target ${local.session_target} --document-name AWS-StartInteractiveCommand --parameters command='sudo journalctl -u vllm -f'"
     health         = "curl -s ${local.api_endpoint}/health"
     list_models    = "curl -s -H \"Authorization: Bearer $(aws ssm get-parameter --region ${var.region} --name ${module.ec2.api_keys_parameter_name} --with-decryption --query Parameter.Value --output text | cut -d, -f1)\" ${local.api_endpoint}/v1/models"
   }
@@ -85,4 +85,24 @@ output "diagnostic_commands" {
 output "user_data" {
   description = "The bootstrap the instance runs as user_data (no secrets): EC2 keeps only its hash in state and the console, so this is where to read it."
   value       = module.ec2.user_data
+}
+
+output "load_balancer_dns_name" {
+  description = "Autoscaling mode: DNS name of the Application Load Balancer (the Route53 alias points at it; point your own DNS there with create_route53_records = false). Null in the instance mode."
+  value       = try(module.load_balancer[0].dns_name, null)
+}
+
+output "target_group_arn" {
+  description = "Autoscaling mode: ARN of the load balancer's target group (its health shows which instances serve: docs/OPERATIONS.md). Null in the instance mode."
+  value       = try(module.load_balancer[0].target_group_arn, null)
+}
+
+output "autoscaling_group_name" {
+  description = "Autoscaling mode: name of the Auto Scaling group (docs/OPERATIONS.md: scale, rolling update, drain). Null in the instance mode."
+  value       = try(module.autoscaling[0].group_name, null)
+}
+
+output "web_acl_arn" {
+  description = "ARN of the WAF web ACL in front of the load balancer, or null without enable_waf."
+  value       = try(module.waf[0].web_acl_arn, null)
 }

@@ -81,6 +81,8 @@ class Case:
     https: bool
     dns: bool
     tensor_parallel: int = 1
+    autoscaling: bool = False  # deployment_mode = "autoscaling": TLS at the load balancer
+    model_cache: bool = False  # model_cache_bucket: the model synced from S3 first
 
     def tfvars(self) -> dict[str, Any]:
         values: dict[str, Any] = {
@@ -104,6 +106,14 @@ class Case:
             values["idle_stop_minutes"] = 30
         if self.use_gpu:
             values["use_spot"] = True
+        if self.autoscaling:
+            # The load balancer's certificate needs the name and the zone; the instances
+            # serve plain HTTP to it.
+            values |= {"deployment_mode": "autoscaling", "domain_name": DOMAIN,
+                       "subdomain": SUBDOMAIN, "route53_zone_id": "Z0123456789ABCDEFGHIJ",
+                       "create_route53_records": self.dns, "enable_https": False}
+        if self.model_cache:
+            values["model_cache_bucket"] = "my-models"
         return values
 
 
@@ -115,6 +125,14 @@ def matrix() -> list[Case]:
                 hardware = f"gpu-tp{tp}" if gpu else "cpu"
                 name = f"{hardware}-{'https' if https else 'http'}-{'dns' if dns else 'nodns'}"
                 cases.append(Case(name, gpu, https, dns, tp))
+    # The autoscaling mode (NGINX behind the load balancer, the load metric units) and the
+    # S3 model cache (its setup step, vllm.service loading from the volume) in both modes.
+    cases += [
+        Case("cpu-autoscaling", False, False, True, autoscaling=True),
+        Case("gpu-tp4-autoscaling-cache", True, False, True, 4, autoscaling=True,
+             model_cache=True),
+        Case("gpu-tp1-https-dns-cache", True, True, True, model_cache=True),
+    ]
     return cases
 
 

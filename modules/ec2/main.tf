@@ -34,6 +34,24 @@ locals {
   # NGINX gives the proxy a margin over its own budget, so that the proxy's 504 (OpenAI
   # error shape) reaches the client instead of NGINX cutting the connection first.
   nginx_timeout_margin = 30
+
+  # The autoscaling mode's load balancer, one margin further out: its idle timeout lets the
+  # longest silence through (the proxy's budget before a first byte, plus NGINX's margin),
+  # and a deregistering instance keeps its requests that long. NGINX keeps connections from
+  # it open longer than it keeps them idle (else it may reuse one NGINX just closed: 502).
+  load_balancer_timeouts = {
+    idle_timeout         = var.proxy.max_timeout + 2 * local.nginx_timeout_margin
+    deregistration_delay = var.proxy.max_timeout + 2 * local.nginx_timeout_margin
+  }
+  nginx_keepalive_timeout = local.load_balancer_timeouts.idle_timeout + local.nginx_timeout_margin
+
+  # What each ready instance of the autoscaling mode publishes every minute (the proxy's
+  # requests in flight) and its target tracking policy scales on.
+  load_metric = {
+    namespace  = "ec2-inference"
+    name       = "InFlightRequests"
+    dimensions = { Deployment = var.name }
+  }
 }
 
 # Spot with interruption behaviour stop needs a type EC2 offers as Spot and that boots
@@ -86,6 +104,16 @@ locals {
     ACME_SERVER          = var.https.acme_server
     DATA_MOUNT           = local.data_mount
   }
+  # Settings only some configurations have: without them inference.env stays as it was.
+  config_extra = merge(
+    var.model_cache_bucket == null ? {} : { MODEL_CACHE_BUCKET = var.model_cache_bucket },
+    local.single_instance ? {} : {
+      DEPLOYMENT_MODE        = var.deployment_mode
+      LOAD_METRIC_NAMESPACE  = local.load_metric.namespace
+      LOAD_METRIC_NAME       = local.load_metric.name
+      LOAD_METRIC_DIMENSIONS = join(",", [for key, value in local.load_metric.dimensions : "${key}=${value}"])
+    },
+  )
 
   template_vars = {
     name                       = var.name
@@ -110,6 +138,10 @@ locals {
     domain_name                = coalesce(var.https.domain_name, "_")
     data_mount                 = local.data_mount
     watchdog_interval          = var.watchdog_interval
+    model_cache_bucket         = var.model_cache_bucket == null ? "" : var.model_cache_bucket
+    behind_load_balancer       = !local.single_instance
+    trusted_proxy_cidr         = var.vpc_cidr_block
+    keepalive_timeout          = local.nginx_keepalive_timeout
     idle_stop_minutes          = coalesce(var.idle_stop_minutes, 0)
     # Timers of the cost controls that this configuration renders (setup-services.sh starts
     # them) and those it does not (setup-services.sh stops and removes them, should an
@@ -163,11 +195,19 @@ locals {
       "inference-cert-renew.service" = "inference-cert-renew.service.tftpl"
       "inference-cert-renew.timer"   = "inference-cert-renew.timer.tftpl"
     } : {},
+    var.model_cache_bucket != null ? {
+      "setup-model-cache.sh" = "setup-model-cache.sh.tftpl"
+    } : {},
+    local.single_instance ? {} : {
+      "publish-load-metric.sh"        = "publish-load-metric.sh.tftpl"
+      "inference-load-metric.service" = "inference-load-metric.service.tftpl"
+      "inference-load-metric.timer"   = "inference-load-metric.timer.tftpl"
+    },
   )
 
   script_contents = merge(
     { for file, template in local.script_templates : file => templatefile("${path.module}/templates/${template}", local.template_vars) },
-    { "inference.env" = templatefile("${path.module}/templates/inference.env.tftpl", { config = local.config }) },
+    { "inference.env" = templatefile("${path.module}/templates/inference.env.tftpl", { config = merge(local.config, local.config_extra) }) },
   )
   script_names = sort(keys(local.script_contents))
 
@@ -185,15 +225,51 @@ locals {
   })
 }
 
-# --- instance -----------------------------------------------------------------------------
+# --- security defaults: every instance of the deployment, whichever mode launches it ------
+
+locals {
+  # The single instance (deployment_mode "instance") uses these here; the autoscaling mode
+  # gets them through the `launch` output for its launch template.
+  single_instance = var.deployment_mode == "instance"
+
+  # IMDSv2 only, and one hop: containers never reach the instance role's credentials.
+  metadata_options = {
+    http_endpoint               = "enabled"
+    http_tokens                 = "required"
+    http_put_response_hop_limit = 1
+    instance_metadata_tags      = "disabled"
+  }
+  root_volume = {
+    volume_type           = "gp3"
+    volume_size           = var.root_volume_size
+    encrypted             = true
+    kms_key_id            = var.volume_kms_key_id
+    delete_on_termination = true
+  }
+  # The model cache volume; setup-data-volume.sh finds it as the one unpartitioned EBS disk
+  # that is not the root disk.
+  data_volume = {
+    device_name = "/dev/sdf"
+    volume_type = "gp3"
+    volume_size = var.data_volume_size
+    encrypted   = true
+    kms_key_id  = var.volume_kms_key_id
+  }
+}
+
+# --- instance (deployment_mode "instance") ------------------------------------------------
 
 # replace_triggered_by needs a resource: this one changes only when instance_version does.
 resource "terraform_data" "instance_version" {
+  count = local.single_instance ? 1 : 0
+
   input = var.instance_version
 }
 
 resource "aws_instance" "this" {
   #checkov:skip=CKV_AWS_88:The instance must be reachable; it takes no public IP from the subnet but gets an Elastic IP.
+  count = local.single_instance ? 1 : 0
+
   ami                    = local.ami_id
   instance_type          = var.instance_type
   subnet_id              = var.subnet_id
@@ -233,25 +309,25 @@ resource "aws_instance" "this" {
   user_data_replace_on_change = false
 
   metadata_options {
-    http_endpoint               = "enabled"
-    http_tokens                 = "required"
-    http_put_response_hop_limit = 1
-    instance_metadata_tags      = "disabled"
+    http_endpoint               = local.metadata_options.http_endpoint
+    http_tokens                 = local.metadata_options.http_tokens
+    http_put_response_hop_limit = local.metadata_options.http_put_response_hop_limit
+    instance_metadata_tags      = local.metadata_options.instance_metadata_tags
   }
 
   root_block_device {
-    volume_type           = "gp3"
-    volume_size           = var.root_volume_size
-    encrypted             = true
-    kms_key_id            = var.volume_kms_key_id
-    delete_on_termination = true
+    volume_type           = local.root_volume.volume_type
+    volume_size           = local.root_volume.volume_size
+    encrypted             = local.root_volume.encrypted
+    kms_key_id            = local.root_volume.kms_key_id
+    delete_on_termination = local.root_volume.delete_on_termination
   }
 
   tags = merge(var.tags, { Name = var.name })
 
   lifecycle {
     create_before_destroy = true
-    replace_triggered_by  = [terraform_data.instance_version]
+    replace_triggered_by  = [terraform_data.instance_version[count.index]]
     # A newer AMI behind the SSM parameter must not replace a running instance; it is
     # picked up at the next instance_version bump.
     ignore_changes = [ami]
@@ -265,32 +341,12 @@ resource "aws_instance" "this" {
       error_message = "HTTPS needs acme_email: Let's Encrypt sends certificate expiry notices there."
     }
     precondition {
+      condition     = !var.enable_waf
+      error_message = "enable_waf needs deployment_mode = \"autoscaling\": the web ACL attaches to the load balancer, which only the autoscaling mode has."
+    }
+    precondition {
       condition     = var.https.enabled || var.allow_plaintext_http || length(local.wide_open_cidrs) == 0
       error_message = "Without HTTPS the API key and every prompt would cross the internet in clear text, open to ${join(", ", local.wide_open_cidrs)}. Choose one: (1) serve HTTPS: set domain_name, acme_email and enable_https = true; (2) narrow allowed_cidr_blocks to your own networks, each /16 or longer, e.g. [\"203.0.113.0/24\"]; (3) accept plain HTTP explicitly: allow_plaintext_http = true."
-    }
-    precondition {
-      condition     = !(var.use_gpu && var.architecture == "arm64")
-      error_message = "GPU instances must be x86_64: ${var.instance_type} is a Graviton (arm64) type, and the vLLM GPU image and the Deep Learning AMI used here are x86_64 only. Pick an x86_64 GPU type such as g5.xlarge, or use_gpu = false."
-    }
-    precondition {
-      condition     = var.proxy.max_timeout >= var.proxy.default_timeout
-      error_message = "max_proxy_timeout must be greater than or equal to default_proxy_timeout."
-    }
-    precondition {
-      condition     = var.use_gpu || var.vllm.tensor_parallel_size == 1
-      error_message = "tensor_parallel_size must be 1 without a GPU (use_gpu = false)."
-    }
-    precondition {
-      condition     = local.gpu_count == null || var.vllm.tensor_parallel_size <= coalesce(local.gpu_count, 0)
-      error_message = "tensor_parallel_size (${var.vllm.tensor_parallel_size}) exceeds the ${coalesce(local.gpu_count, 0)} GPU(s) of ${var.instance_type}."
-    }
-    precondition {
-      condition     = var.use_spot || var.spot_max_price == null
-      error_message = "spot_max_price is set but use_spot is false: set use_spot = true to run on Spot capacity, or spot_max_price = null."
-    }
-    precondition {
-      condition     = length(local.user_data) <= 16384
-      error_message = "The rendered bootstrap user_data exceeds EC2's 16 KB limit."
     }
   }
 }
@@ -298,19 +354,23 @@ resource "aws_instance" "this" {
 # --- model cache volume: survives instance replacement ------------------------------------
 
 resource "aws_ebs_volume" "data" {
+  count = local.single_instance ? 1 : 0
+
   availability_zone = var.availability_zone
-  type              = "gp3"
-  size              = var.data_volume_size
-  encrypted         = true
-  kms_key_id        = var.volume_kms_key_id
+  type              = local.data_volume.volume_type
+  size              = local.data_volume.volume_size
+  encrypted         = local.data_volume.encrypted
+  kms_key_id        = local.data_volume.kms_key_id
 
   tags = merge(var.tags, { Name = "${var.name}-models" })
 }
 
 resource "aws_volume_attachment" "data" {
-  device_name = "/dev/sdf"
-  volume_id   = aws_ebs_volume.data.id
-  instance_id = aws_instance.this.id
+  count = local.single_instance ? 1 : 0
+
+  device_name = local.data_volume.device_name
+  volume_id   = aws_ebs_volume.data[0].id
+  instance_id = aws_instance.this[0].id
   # On replacement the old instance is stopped before the volume moves, so the file
   # system is unmounted cleanly.
   stop_instance_before_detaching = true

@@ -36,6 +36,11 @@ variable "subnet_id" {
   type        = string
 }
 
+variable "vpc_cidr_block" {
+  description = "IPv4 CIDR block of the VPC: behind the load balancer (autoscaling mode), NGINX trusts X-Forwarded-For from addresses in it."
+  type        = string
+}
+
 variable "availability_zone" {
   description = "Availability zone of subnet_id; the data volume must live in the same zone."
   type        = string
@@ -49,6 +54,18 @@ variable "tags" {
 }
 
 # --- instance -----------------------------------------------------------------------------
+
+variable "enable_waf" {
+  description = "A WAF web ACL was asked for. Only the autoscaling mode has the load balancer it attaches to: true is refused in the instance mode (the module creates no WAF itself)."
+  type        = bool
+  nullable    = false
+}
+
+variable "deployment_mode" {
+  description = "How instances are run: \"instance\" creates the single instance here (with its Elastic IP and model cache volume); \"autoscaling\" creates none, and modules/autoscaling launches them from the `launch` output."
+  type        = string
+  nullable    = false
+}
 
 variable "instance_type" {
   description = "EC2 instance type, e.g. g5.xlarge (GPU) or c7i.2xlarge (CPU)."
@@ -120,7 +137,7 @@ variable "ssh_cidr_blocks" {
 }
 
 variable "use_spot" {
-  description = "Run on Spot capacity: a persistent Spot request whose interruption behaviour is stop (the instance id, the Elastic IP and the data volume survive; EC2 starts the instance again when capacity returns), and a timer that logs the 2-minute interruption notice and drains the proxy."
+  description = "Run on Spot capacity, and render the timer that logs the 2-minute interruption notice and drains the proxy. The single instance (instance mode) is a persistent Spot request whose interruption behaviour is stop (the instance id, the Elastic IP and the data volume survive; EC2 starts the instance again when capacity returns); the autoscaling mode's Spot is modules/autoscaling's mixed-instances policy."
   type        = bool
   nullable    = false
 }
@@ -131,7 +148,7 @@ variable "spot_max_price" {
 }
 
 variable "idle_stop_minutes" {
-  description = "Minutes without an API request after which the instance stops itself (a timer reads the proxy's metrics; the shutdown behaviour is stop). Null: never."
+  description = "Minutes without an API request after which the single instance stops itself (a timer reads the proxy's metrics; the shutdown behaviour is stop). Refused in the autoscaling mode, whose group would replace a stopped instance. Null: never."
   type        = number
 }
 
@@ -193,6 +210,11 @@ variable "https" {
     acme_server = string
   })
   nullable = false
+}
+
+variable "model_cache_bucket" {
+  description = "S3 bucket (in the deployment's region) that holds the model under <model id>/, synced to the model volume before vLLM starts; the instance role may read that prefix. Null: vLLM downloads from Hugging Face."
+  type        = string
 }
 
 variable "hf_token_parameter_name" {

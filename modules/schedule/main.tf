@@ -15,6 +15,13 @@ locals {
 resource "aws_scheduler_schedule_group" "this" {
   name = var.name
   tags = var.tags
+
+  lifecycle {
+    precondition {
+      condition     = var.instance_id != null
+      error_message = "schedule needs deployment_mode = \"instance\": it starts and stops the one instance, and the autoscaling mode has none (its group keeps min_size instances running)."
+    }
+  }
 }
 
 data "aws_iam_policy_document" "assume" {

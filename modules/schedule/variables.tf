@@ -22,7 +22,7 @@ variable "partition" {
 }
 
 variable "instance_id" {
-  description = "ID of the instance the schedules start and stop."
+  description = "ID of the instance the schedules start and stop (null is refused: the autoscaling mode has no single instance)."
   type        = string
 }
 

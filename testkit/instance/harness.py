@@ -63,7 +63,9 @@ ROLE = "ec2i-instance-role"
 DATA_VOLUME_BYTES = 4 * 1024**3
 READY_TIMEOUT = 600.0
 LABEL = "org.ec2-inference.instance"
-CASES = ("cpu", "https")
+CASES = ("cpu", "https", "autoscaling")
+# The autoscaling case's S3 model cache (model_cache_bucket), filled in moto before the boot.
+MODEL_CACHE_BUCKET = "ec2i-sim-models"
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 TRUST_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
 SHUTDOWN_LOG = "/var/log/ec2i-shutdown-calls.log"
@@ -170,6 +172,17 @@ class Instance:
                 "acme_email": f"ops@{DOMAIN}",
                 "acme_server": f"https://127.0.0.1:{services.ACME_PORT}/dir",
             }
+        if self.state.case == "autoscaling":
+            # One instance of the group, booted behind nothing: the test client plays the
+            # load balancer (plain HTTP to NGINX on port 80, as the target group does).
+            values |= {
+                "deployment_mode": "autoscaling",
+                "domain_name": DOMAIN,
+                "subdomain": SUBDOMAIN,
+                "route53_zone_id": "Z0SIMULATED000000000",
+                "create_route53_records": False,
+                "model_cache_bucket": MODEL_CACHE_BUCKET,
+            }
         return values
 
     @property
@@ -228,6 +241,17 @@ class Instance:
         for name, content in applied.files.items():
             if name != render.BOOTSTRAP:
                 s3.put_object(Bucket=bucket, Key=f"scripts/{name}", Body=content.encode())
+
+    def fill_model_cache(self) -> None:
+        """The autoscaling case's model_cache_bucket: the model's files under <model id>/,
+        as a user uploads them once (docs/OPERATIONS.md)."""
+        model = self.files().files["inference.env"].split("MODEL_ID='")[1].split("'")[0]
+        s3 = self.aws("s3")
+        with contextlib.suppress(s3.exceptions.BucketAlreadyOwnedByYou):
+            s3.create_bucket(Bucket=MODEL_CACHE_BUCKET)
+        for name, body in (("config.json", json.dumps({"model_type": "simulated"})),
+                           ("model.safetensors", "simulated weights\n")):
+            s3.put_object(Bucket=MODEL_CACHE_BUCKET, Key=f"{model}/{name}", Body=body.encode())
 
     def delete_scripts(self) -> None:
         s3 = self.aws("s3")
@@ -541,6 +565,8 @@ class Instance:
             self.start_services()
             if upload_scripts:
                 self.upload_scripts()
+            if self.state.case == "autoscaling":
+                self.fill_model_cache()
             self.launch_ec2_instance()
             self.write_metadata()
             self.attach_loop_device()

@@ -46,7 +46,7 @@ def location(site: str, pattern: str) -> str:
 
 @pytest.mark.parametrize("case", CASES)
 def test_imds_v2_required_with_hop_limit_1(plans: dict[str, Any], case: str) -> None:
-    (metadata,) = plans[case].values["aws_instance.this"]["metadata_options"]
+    (metadata,) = plans[case].values["aws_instance.this[0]"]["metadata_options"]
     assert metadata["http_tokens"] == "required"
     assert metadata["http_put_response_hop_limit"] == 1
     assert metadata["http_endpoint"] == "enabled"
@@ -54,9 +54,28 @@ def test_imds_v2_required_with_hop_limit_1(plans: dict[str, Any], case: str) -> 
 
 @pytest.mark.parametrize("case", CASES)
 def test_root_and_data_volumes_are_encrypted(plans: dict[str, Any], case: str) -> None:
-    (root,) = plans[case].values["aws_instance.this"]["root_block_device"]
+    (root,) = plans[case].values["aws_instance.this[0]"]["root_block_device"]
     assert root["encrypted"] is True
-    assert plans[case].values["aws_ebs_volume.data"]["encrypted"] is True
+    assert plans[case].values["aws_ebs_volume.data[0]"]["encrypted"] is True
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_the_launch_output_carries_what_the_instance_is_launched_with(
+        plans: dict[str, Any], case: str) -> None:
+    # The autoscaling mode's launch template is built from `launch`: the same defaults.
+    launch = plans[case].outputs["launch"]
+    instance = plans[case].values["aws_instance.this[0]"]
+    (metadata,) = instance["metadata_options"]
+    assert launch["metadata_options"] == {k: metadata[k] for k in launch["metadata_options"]}
+    (root,) = instance["root_block_device"]
+    assert {k: v for k, v in launch["root_volume"].items() if v is not None} == {
+        k: root[k] for k in ("volume_type", "volume_size", "encrypted", "delete_on_termination")}
+    volume = plans[case].values["aws_ebs_volume.data[0]"]
+    assert (launch["data_volume"]["volume_size"], launch["data_volume"]["encrypted"]) == (
+        volume["size"], volume["encrypted"])
+    assert launch["user_data"] == plans[case].outputs["user_data"]
+    assert (launch["ami_id"], launch["instance_type"]) == (instance["ami"],
+                                                          instance["instance_type"])
 
 
 def ingress(plan: Any) -> set[tuple[int, str]]:
@@ -69,8 +88,8 @@ def ingress(plan: Any) -> set[tuple[int, str]]:
 
 def test_without_https_only_port_80_is_open(plans: dict[str, Any]) -> None:
     assert ingress(plans["cpu_no_https"]) == {(80, "0.0.0.0/0")}
-    assert plans["cpu_no_https"].values["aws_instance.this"].get("key_name") in (None, UNKNOWN)
-    assert plans["gpu_https"].values["aws_instance.this"]["key_name"] == "ops"
+    assert plans["cpu_no_https"].values["aws_instance.this[0]"].get("key_name") in (None, UNKNOWN)
+    assert plans["gpu_https"].values["aws_instance.this[0]"]["key_name"] == "ops"
 
 
 def test_https_opens_443_and_ssh_only_from_ssh_cidr_blocks(plans: dict[str, Any]) -> None:
@@ -91,11 +110,11 @@ def test_the_ami_comes_from_ssm_only_without_an_explicit_ami_id(plans: dict[str,
         "/aws/service/deeplearning/ami/x86_64/base-oss-nvidia-driver-gpu-ubuntu-22.04/latest/ami-id"
     )
     looked_up = read["values"]["insecure_value"]
-    assert plans["ami_lookup"].values["aws_instance.this"]["ami"] == looked_up
+    assert plans["ami_lookup"].values["aws_instance.this[0]"]["ami"] == looked_up
     for case in ("cpu_no_https", "gpu_https", "multi_gpu"):
         prior = plans[case].raw.get("prior_state", {}).get("values", {}).get("root_module", {})
         assert not [r for r in prior.get("resources", []) if r["type"] == "aws_ssm_parameter"]
-        assert plans[case].values["aws_instance.this"]["ami"] == "ami-0123456789abcdef0"
+        assert plans[case].values["aws_instance.this[0]"]["ami"] == "ami-0123456789abcdef0"
 
 
 # --- rendered scripts ---------------------------------------------------------------------

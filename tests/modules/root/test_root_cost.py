@@ -16,7 +16,7 @@ from testkit import inventory, render
 from tools.terraform import TerraformError
 
 HERE = Path(__file__).resolve().parent
-INSTANCE = "module.ec2.aws_instance.this"
+INSTANCE = "module.ec2.aws_instance.this[0]"
 IDLE_FILES = {"idle-stop.sh", "inference-idle-stop.service", "inference-idle-stop.timer"}
 SPOT_FILES = {"spot-notice.sh", "inference-spot-notice.service", "inference-spot-notice.timer"}
 WORKING_HOURS = {"start": "0 8 ? * MON-FRI *", "stop": "0 20 ? * MON-FRI *",
@@ -276,3 +276,22 @@ def test_the_schedule_module_gets_the_volume_key(cost: Any) -> None:
     call = cost.raw["configuration"]["root_module"]["module_calls"]["schedule"]["expressions"]
     assert call["volume_kms_key_id"]["references"][0] == "module.ec2.volume_kms_key_id"
     assert json.dumps(cost.values).count("kms:CreateGrant") == 0
+
+
+# --- the autoscaling mode ------------------------------------------------------------------
+
+
+def test_in_the_autoscaling_mode_spot_is_the_groups_mix_with_the_price_cap_and_the_notice(
+        plan_summary: Any) -> None:
+    """Spot there is modules/autoscaling's mixed-instances policy (one-time requests the
+    group replaces); spot_max_price caps it too, and the instances drain on the notice."""
+    summary = plan_summary(".", tf_var_files=[
+        str(HERE.parent / "root_autoscaling" / "spot_one_instance.tfvars")],
+        spot_max_price="0.60")
+    group = summary.values["module.autoscaling[0].aws_autoscaling_group.this"]
+    (policy,) = group["mixed_instances_policy"]
+    (distribution,) = policy["instances_distribution"]
+    assert distribution["spot_max_price"] == "0.60"
+    assert not [a for a in summary.values if a.startswith("module.ec2.aws_instance.")]
+    assert set(scripts(summary)) >= SPOT_FILES
+    assert summary.outputs["start_command"] is None
