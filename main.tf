@@ -1,7 +1,8 @@
 # Data flow (see docs/ARCHITECTURE.md): vpc, ecr -> build -> ec2 (renders the scripts;
 # in the instance mode it also runs them on one instance) -> scripts_bucket (uploads them);
-# route53 points the name at ec2's Elastic IP. In the autoscaling mode, load_balancer (ALB,
-# ACM certificate) -> autoscaling (launch template from ec2's `launch`, group, scaling) and
+# route53 points the name at ec2's Elastic IP; schedule (working hours, instance mode)
+# starts and stops ec2's instance. In the autoscaling mode, load_balancer (ALB, ACM
+# certificate) -> autoscaling (launch template from ec2's `launch`, group, scaling) and
 # waf, and route53 aliases the name to the load balancer. The bucket name is computed here
 # once, so ec2 can scope its policy to it without depending on the bucket module, and the
 # graph reads top to bottom.
@@ -129,7 +130,6 @@ module "ec2" {
   instance_version     = var.instance_version
   deployment_mode      = var.deployment_mode
   enable_waf           = var.enable_waf
-  use_spot             = var.use_spot
 
   scripts_bucket_name = local.scripts_bucket_name
   ecr_repository_arn  = module.ecr.repository_arn
@@ -164,6 +164,29 @@ module "ec2" {
   model_cache_bucket      = var.model_cache_bucket
   hf_token_parameter_name = var.hf_token_parameter_name
   api_keys_parameter_name = var.api_keys_parameter_name
+
+  use_spot          = var.use_spot
+  spot_max_price    = var.spot_max_price
+  idle_stop_minutes = var.idle_stop_minutes
+}
+
+# Working hours: EventBridge Scheduler starts and stops the instance.
+module "schedule" {
+  source = "./modules/schedule"
+  count  = var.schedule == null ? 0 : 1
+
+  name              = local.prefix
+  region            = var.region
+  account_id        = local.account_id
+  partition         = data.aws_partition.current.partition
+  instance_id       = module.ec2.instance_id
+  instance_arn      = module.ec2.instance_arn
+  volume_kms_key_id = module.ec2.volume_kms_key_id
+  schedule = {
+    start    = var.schedule.start
+    stop     = var.schedule.stop
+    timezone = var.schedule.timezone
+  }
 }
 
 module "scripts_bucket" {
@@ -235,6 +258,7 @@ module "autoscaling" {
     enabled                 = var.use_spot
     on_demand_base_capacity = var.on_demand_base_capacity
     instance_types          = var.spot_instance_types
+    max_price               = var.spot_max_price
   }
   scaling = {
     metric = var.scaling_metric

@@ -13,6 +13,19 @@ output "instance_id" {
   value       = module.ec2.instance_id
 }
 
+output "start_command" {
+  description = "Start the instance again after the idle stop, a scheduled stop or `aws ec2 stop-instances` (a Spot instance stopped by an interruption is started by EC2 itself when capacity returns). The endpoint answers once vLLM has loaded the model from the volume (docs/OPERATIONS.md, Starting a stopped endpoint). Null in the autoscaling mode (the group keeps its instances running)."
+  value       = local.autoscaling ? null : "aws ec2 start-instances --region ${var.region} --instance-ids ${module.ec2.instance_id}"
+}
+
+output "schedule" {
+  description = "Working hours: the ARN of each EventBridge schedule (start, stop) and the role they use; null without schedule."
+  value = var.schedule == null ? null : {
+    schedule_arns = module.schedule[0].schedule_arns
+    role_arn      = module.schedule[0].role_arn
+  }
+}
+
 output "ecr_repository_url" {
   description = "URL of the ECR repository for the proxy image."
   value       = module.ecr.repository_url
@@ -54,8 +67,8 @@ output "hf_token_parameter_name" {
 }
 
 output "instance_quota_command" {
-  description = "Show the account's On-Demand vCPU quota for the instance type's family in this region (new accounts often have 0 for G and P instances; a launch over it fails with VcpuLimitExceeded)."
-  value       = "aws service-quotas list-service-quotas --region ${var.region} --service-code ec2 --query \"Quotas[?contains(QuotaName, 'On-Demand ${local.quota_family}')].{name: QuotaName, code: QuotaCode, vcpus: Value}\" --output table"
+  description = "Show the account's vCPU quota for the instance type's family in this region, On-Demand or, with use_spot, Spot (new accounts often have 0 for G and P instances; a launch over it fails with VcpuLimitExceeded or MaxSpotInstanceCountExceeded)."
+  value       = "aws service-quotas list-service-quotas --region ${var.region} --service-code ec2 --query \"Quotas[?${var.use_spot ? "contains(QuotaName, 'Spot') && contains(QuotaName, '${local.quota_family}')" : "contains(QuotaName, 'On-Demand ${local.quota_family}')"}].{name: QuotaName, code: QuotaCode, vcpus: Value}\" --output table"
 }
 
 output "diagnostic_commands" {

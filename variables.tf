@@ -194,6 +194,63 @@ variable "instance_version" {
   }
 }
 
+# --- cost: spot, working hours, idle stop (docs/CUSTOMIZATION.md, "What it costs") -------
+
+variable "use_spot" {
+  description = "Run on Spot capacity; an interruption comes with a 2-minute notice, which the instance logs while it drains the proxy. Instance mode: a persistent Spot request that stops (not terminates) the instance on an interruption, so the instance id, the Elastic IP and the model volume survive and EC2 starts it again when capacity returns. Autoscaling mode: a mixed-instances policy keeps on_demand_base_capacity instances On-Demand and runs the rest on Spot across the instance type and spot_instance_types (price-capacity-optimized, capacity rebalancing). False (default): On-Demand."
+  type        = bool
+  default     = false
+}
+
+variable "spot_max_price" {
+  description = "Highest hourly price in USD to pay for Spot capacity, e.g. \"0.60\" (a price above it interrupts the instance), in both modes. Null (default): up to the On-Demand price, which AWS recommends. Only with use_spot."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.spot_max_price == null || can(regex("^[0-9]+(\\.[0-9]+)?$", coalesce(var.spot_max_price, "-"))) && try(tonumber(var.spot_max_price) > 0, false)
+    error_message = "spot_max_price must be a price in USD per hour greater than 0, written as a string such as \"0.60\", or null for the On-Demand price."
+  }
+}
+
+variable "schedule" {
+  description = "Instance mode: working hours: EventBridge Scheduler starts the instance at `start` and stops it at `stop`, both EventBridge cron expressions (six fields: minutes hours day-of-month month day-of-week year, `?` in one of the two day fields), in the IANA time zone `timezone`. E.g. { start = \"0 8 ? * MON-FRI *\", stop = \"0 20 ? * MON-FRI *\", timezone = \"Europe/Berlin\" }. Either may be null (only start, or only stop). Null (default): no schedule."
+  type = object({
+    start    = optional(string)
+    stop     = optional(string)
+    timezone = optional(string, "UTC")
+  })
+  default = null
+
+  validation {
+    condition = var.schedule == null || alltrue([
+      for expression in compact([try(var.schedule.start, null), try(var.schedule.stop, null)]) :
+      can(regex("^(cron\\()?[0-9,*/-]+ [0-9,*/-]+ [0-9,*/?LW-]+ [0-9A-Za-z,*/-]+ [0-9A-Za-z,*/?L#-]+ [0-9,*/-]+\\)?$", expression))
+      && length(regexall("^(cron\\()?\\S+ \\S+ (\\? \\S+ [^?]|[^?]\\S* \\S+ \\?)", expression)) == 1
+    ])
+    error_message = "schedule.start and schedule.stop must be EventBridge cron expressions of six fields, minutes hours day-of-month month day-of-week year, with ? in exactly one of day-of-month and day-of-week, e.g. \"0 8 ? * MON-FRI *\" (08:00 on weekdays) or \"30 19 * * ? *\" (19:30 every day)."
+  }
+  validation {
+    condition     = var.schedule == null || try(var.schedule.start != null || var.schedule.stop != null, false)
+    error_message = "schedule needs start, stop or both, e.g. { start = \"0 8 ? * MON-FRI *\", stop = \"0 20 ? * MON-FRI *\" }; set schedule = null for none."
+  }
+  validation {
+    condition     = var.schedule == null || can(regex("^[A-Z][A-Za-z0-9_+-]*(/[A-Za-z0-9_+-]+){0,2}$", try(var.schedule.timezone, "")))
+    error_message = "schedule.timezone must be an IANA time zone such as UTC, Europe/Berlin or America/New_York."
+  }
+}
+
+variable "idle_stop_minutes" {
+  description = "Instance mode: stop the instance after this many minutes without an API request (health checks do not count; never while a request is in flight, never before setup is done, and counted from the boot at the earliest). It stays stopped until started again (the start_command output, or schedule.start). Null (default): never."
+  type        = number
+  default     = null
+
+  validation {
+    condition     = var.idle_stop_minutes == null || try(var.idle_stop_minutes >= 5 && floor(var.idle_stop_minutes) == var.idle_stop_minutes, false)
+    error_message = "idle_stop_minutes must be a whole number of minutes >= 5 (a start takes minutes: weights load from the volume), or null to never stop."
+  }
+}
+
 # --- model (vLLM) ---------------------------------------------------------------------------
 
 variable "model_id" {
@@ -510,12 +567,6 @@ variable "min_healthy_percentage" {
     condition     = var.min_healthy_percentage >= 0 && var.min_healthy_percentage <= 100
     error_message = "min_healthy_percentage must be between 0 and 100."
   }
-}
-
-variable "use_spot" {
-  description = "Run on Spot capacity. Autoscaling mode: a mixed-instances policy keeps on_demand_base_capacity instances On-Demand and runs the rest on Spot across the instance type and spot_instance_types (price-capacity-optimized, capacity rebalancing). The instance mode refuses it."
-  type        = bool
-  default     = false
 }
 
 variable "on_demand_base_capacity" {

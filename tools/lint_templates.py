@@ -3,7 +3,9 @@
     python tools/lint_templates.py [--case NAME ...] [--list] [--keep DIR]
 
 Users never run our templates; they run what Terraform renders from them. For each case
-(cpu/gpu x https on/off x dns on/off, tensor parallel 1 and 4 on a 4-GPU type) this plans
+(cpu/gpu x https on/off x dns on/off, tensor parallel 1 and 4 on a 4-GPU type; the GPU
+cases run on Spot and the HTTPS cases stop when idle, so each combination of the optional
+timers' files is rendered) this plans
 the root module with real Terraform core (tools/terraform.py: the stand-in aws provider
 offline), takes the rendered bytes from the plan (the `aws_s3_object` contents that the
 scripts bucket uploads and the instance's `user_data`), and checks each artifact:
@@ -101,6 +103,9 @@ class Case:
             values["create_route53_records"] = self.dns
         if self.https:
             values["acme_email"] = f"ops@{DOMAIN}"
+            values["idle_stop_minutes"] = 30
+        if self.use_gpu:
+            values["use_spot"] = True
         if self.autoscaling:
             # The load balancer's certificate needs the name and the zone; the instances
             # serve plain HTTP to it.

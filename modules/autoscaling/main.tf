@@ -126,6 +126,7 @@ resource "aws_autoscaling_group" "this" {
         on_demand_base_capacity                  = var.spot.on_demand_base_capacity
         on_demand_percentage_above_base_capacity = 0
         spot_allocation_strategy                 = "price-capacity-optimized"
+        spot_max_price                           = var.spot.max_price
       }
 
       launch_template {

@@ -93,11 +93,12 @@ variable "min_healthy_percentage" {
 }
 
 variable "spot" {
-  description = "Spot capacity: enabled (a mixed-instances policy), the On-Demand base that is never Spot, and the instance types to spread Spot requests over (the launch type first)."
+  description = "Spot capacity: enabled (a mixed-instances policy), the On-Demand base that is never Spot, the instance types to spread Spot requests over (the launch type first), and the highest hourly price (null: the On-Demand price)."
   type = object({
     enabled                 = bool
     on_demand_base_capacity = number
     instance_types          = list(string)
+    max_price               = string
   })
   nullable = false
 }

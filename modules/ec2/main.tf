@@ -54,6 +54,23 @@ locals {
   }
 }
 
+# Spot with interruption behaviour stop needs a type EC2 offers as Spot and that boots
+# from EBS (docs.aws.amazon.com/AWSEC2/latest/UserGuide/interruption-behavior.html: a
+# persistent request, no launch group, an EBS root volume). EC2's own description of the
+# type says both; Mac (Dedicated Hosts only) and the High Memory U-*.metal types, for
+# example, are not offered as Spot. Looked up only with use_spot.
+data "aws_ec2_instance_type" "spot" {
+  count         = var.use_spot ? 1 : 0
+  instance_type = var.instance_type
+
+  lifecycle {
+    postcondition {
+      condition     = contains(self.supported_usages_classes, "spot") && contains(self.supported_root_device_types, "ebs")
+      error_message = "use_spot: ${var.instance_type} cannot run as a Spot instance that stops on an interruption (EC2 offers it for ${join(", ", self.supported_usages_classes)}, root devices ${join(", ", self.supported_root_device_types)}; stopping needs Spot and an EBS root volume). Pick another type, e.g. g5.xlarge or g6.xlarge, or use_spot = false."
+    }
+  }
+}
+
 data "aws_ssm_parameter" "ami" {
   count = var.ami_id == null ? 1 : 0
   name  = local.ami_ssm_parameter
@@ -125,6 +142,17 @@ locals {
     behind_load_balancer       = !local.single_instance
     trusted_proxy_cidr         = var.vpc_cidr_block
     keepalive_timeout          = local.nginx_keepalive_timeout
+    idle_stop_minutes          = coalesce(var.idle_stop_minutes, 0)
+    # Timers of the cost controls that this configuration renders (setup-services.sh starts
+    # them) and those it does not (setup-services.sh stops and removes them, should an
+    # earlier apply have turned them on).
+    optional_timers_on  = [for timer, on in local.optional_timers : timer if on]
+    optional_timers_off = [for timer, on in local.optional_timers : timer if !on]
+  }
+
+  optional_timers = {
+    "inference-idle-stop"   = var.idle_stop_minutes != null
+    "inference-spot-notice" = var.use_spot
   }
 
   # File name on the instance => template. Every file lands in /opt/inference/scripts.
@@ -151,6 +179,16 @@ locals {
       "inference-recovery.service" = "inference-recovery.service.tftpl"
       "nginx-site.conf"            = "nginx-site.conf.tftpl"
     },
+    var.idle_stop_minutes != null ? {
+      "idle-stop.sh"                = "idle-stop.sh.tftpl"
+      "inference-idle-stop.service" = "inference-idle-stop.service.tftpl"
+      "inference-idle-stop.timer"   = "inference-idle-stop.timer.tftpl"
+    } : {},
+    var.use_spot ? {
+      "spot-notice.sh"                = "spot-notice.sh.tftpl"
+      "inference-spot-notice.service" = "inference-spot-notice.service.tftpl"
+      "inference-spot-notice.timer"   = "inference-spot-notice.timer.tftpl"
+    } : {},
     var.https.enabled ? {
       "setup-certbot.sh"             = "setup-certbot.sh.tftpl"
       "nginx-acme.conf"              = "nginx-acme.conf.tftpl"
@@ -243,6 +281,28 @@ resource "aws_instance" "this" {
   # Linux: there is no Windows administrator password to fetch into state.
   get_password_data = false
 
+  # Stop, never terminate, when the machine powers itself off (the idle stop, a `shutdown`
+  # by hand): the model volume, the Elastic IP and the instance id stay, and a start brings
+  # the same instance back.
+  instance_initiated_shutdown_behavior = "stop"
+
+  # Spot: a persistent request whose interruption stops the instance (EC2 starts it again
+  # when capacity returns). RunInstances sets no expiry on it: it lasts until the instance
+  # is terminated.
+  dynamic "instance_market_options" {
+    for_each = var.use_spot ? [var.spot_max_price] : []
+
+    content {
+      market_type = "spot"
+
+      spot_options {
+        spot_instance_type             = "persistent"
+        instance_interruption_behavior = "stop"
+        max_price                      = instance_market_options.value
+      }
+    }
+  }
+
   # A change of the scripts shows up here as an in-place update; the per-boot recovery
   # script applies it. Replacement is instance_version's job alone.
   user_data                   = local.user_data
@@ -283,10 +343,6 @@ resource "aws_instance" "this" {
     precondition {
       condition     = !var.enable_waf
       error_message = "enable_waf needs deployment_mode = \"autoscaling\": the web ACL attaches to the load balancer, which only the autoscaling mode has."
-    }
-    precondition {
-      condition     = !var.use_spot
-      error_message = "use_spot is implemented for deployment_mode = \"autoscaling\" (a mixed-instances policy with an On-Demand base); the single instance runs On-Demand."
     }
     precondition {
       condition     = var.https.enabled || var.allow_plaintext_http || length(local.wide_open_cidrs) == 0

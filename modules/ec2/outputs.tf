@@ -3,6 +3,16 @@ output "instance_id" {
   value       = try(aws_instance.this[0].id, null)
 }
 
+output "instance_arn" {
+  description = "ARN of the EC2 instance (what a start/stop schedule may act on); null in the autoscaling mode."
+  value       = try(aws_instance.this[0].arn, null)
+}
+
+output "volume_kms_key_id" {
+  description = "KMS key of the root and data volumes; null when they use the account's default EBS key (aws/ebs)."
+  value       = var.volume_kms_key_id
+}
+
 output "public_ip" {
   description = "Elastic IP address of the instance (stable across replacements); null in the autoscaling mode."
   value       = try(aws_eip.this[0].public_ip, null)
@@ -132,5 +142,13 @@ output "launch" {
   precondition {
     condition     = length(local.user_data) <= 16384
     error_message = "The rendered bootstrap user_data exceeds EC2's 16 KB limit."
+  }
+  precondition {
+    condition     = var.use_spot || var.spot_max_price == null
+    error_message = "spot_max_price is set but use_spot is false: set use_spot = true to run on Spot capacity, or spot_max_price = null."
+  }
+  precondition {
+    condition     = local.single_instance || var.idle_stop_minutes == null
+    error_message = "idle_stop_minutes needs deployment_mode = \"instance\": an Auto Scaling group replaces an instance that stops itself. In the autoscaling mode, lower min_size and desired_capacity instead."
   }
 }

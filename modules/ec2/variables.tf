@@ -61,12 +61,6 @@ variable "enable_waf" {
   nullable    = false
 }
 
-variable "use_spot" {
-  description = "Spot capacity was asked for. The autoscaling mode runs it (modules/autoscaling); true is refused in the instance mode."
-  type        = bool
-  nullable    = false
-}
-
 variable "deployment_mode" {
   description = "How instances are run: \"instance\" creates the single instance here (with its Elastic IP and model cache volume); \"autoscaling\" creates none, and modules/autoscaling launches them from the `launch` output."
   type        = string
@@ -140,6 +134,22 @@ variable "ssh_cidr_blocks" {
   description = "IPv4 CIDR blocks allowed to reach port 22. Empty: port 22 stays closed."
   type        = list(string)
   nullable    = false
+}
+
+variable "use_spot" {
+  description = "Run on Spot capacity, and render the timer that logs the 2-minute interruption notice and drains the proxy. The single instance (instance mode) is a persistent Spot request whose interruption behaviour is stop (the instance id, the Elastic IP and the data volume survive; EC2 starts the instance again when capacity returns); the autoscaling mode's Spot is modules/autoscaling's mixed-instances policy."
+  type        = bool
+  nullable    = false
+}
+
+variable "spot_max_price" {
+  description = "Highest hourly Spot price in USD (a string such as \"0.60\"). Null: up to the On-Demand price."
+  type        = string
+}
+
+variable "idle_stop_minutes" {
+  description = "Minutes without an API request after which the single instance stops itself (a timer reads the proxy's metrics; the shutdown behaviour is stop). Refused in the autoscaling mode, whose group would replace a stopped instance. Null: never."
+  type        = number
 }
 
 variable "instance_version" {

@@ -68,6 +68,7 @@ CASES = ("cpu", "https", "autoscaling")
 MODEL_CACHE_BUCKET = "ec2i-sim-models"
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 TRUST_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
+SHUTDOWN_LOG = "/var/log/ec2i-shutdown-calls.log"
 
 
 class InstanceError(RuntimeError):
@@ -551,11 +552,13 @@ class Instance:
 
     # --- the operations --------------------------------------------------------------
 
-    def up(self, upload_scripts: bool = True, wait: bool = True) -> dict[str, Any]:
+    def up(self, upload_scripts: bool = True, wait: bool = True,
+           tfvars: dict[str, Any] | None = None) -> dict[str, Any]:
+        """`tfvars`: variables of the root module on top of the case's (e.g. use_spot)."""
         try:
             tags = instance_images.ensure_images(self.docker, self.dir)
             if not self.state.tfvars:
-                self.state.tfvars = self.base_tfvars(tags)
+                self.state.tfvars = self.base_tfvars(tags) | (tfvars or {})
                 self.save()
             self.files()
             self.start_network()
@@ -617,6 +620,11 @@ class Instance:
 
     def reboot(self, wait: bool = True) -> float | None:
         self.stop_container()
+        return self.start(wait)
+
+    def start(self, wait: bool = True) -> float | None:
+        """Start the stopped instance with its disks (what `aws ec2 start-instances` does
+        after a stop: the idle stop's poweroff, a schedule); seconds until /ready."""
         self.state.started_at = time.time()
         self.save()
         network.run(["docker", "start", self.container])
@@ -625,6 +633,45 @@ class Instance:
         seconds = self.wait_ready()
         self.wait_converged()
         return seconds
+
+    def running(self) -> bool:
+        """Whether the instance is up (its container runs; false once it powered off)."""
+        state = self.docker.containers.get(self.container).attrs["State"]
+        return bool(state["Running"])
+
+    def announce_spot_interruption(self, action: str = "stop", seconds: int = 120) -> str:
+        """Serve the notice EC2 gives two minutes before it interrupts a Spot instance:
+        spot/instance-action in the instance metadata, {"action", "time"} (404 until
+        then). Returns the notice as IMDS serves it."""
+        path = self.dir / "imds" / "meta-data.json"
+        metadata = json.loads(path.read_text())
+        when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + seconds))
+        metadata["spot/instance-action"] = {"action": action, "time": when}
+        path.write_text(json.dumps(metadata))
+        return json.dumps(metadata["spot/instance-action"])
+
+    def interrupt_spot(self, wait: bool = True) -> float | None:
+        """The interruption itself, behaviour stop: EC2 stops the instance (a clean halt)
+        and, once capacity returns, starts it again with its disks, its id and its address;
+        the notice is gone by then. Seconds from the start until /ready."""
+        self.write_metadata()
+        return self.reboot(wait)
+
+    def record_shutdowns(self) -> str:
+        """Divert the instance's `shutdown` (dpkg-divert, as an administrator would) to a
+        wrapper that appends each call, with the caller's arguments and cgroup (its
+        systemd unit), to SHUTDOWN_LOG, then runs the real one: the shipped scripts stay
+        as they are and the machine still powers off. Returns the log's path."""
+        wrapper = (
+            "#!/bin/bash\n"
+            "# Boot tests (testkit/instance/harness.py): record the call, then shut down.\n"
+            f"{{ date -Is; echo \"argv: $*\"; cat /proc/$$/cgroup; }} >>{SHUTDOWN_LOG}\n"
+            "exec -a shutdown /usr/sbin/shutdown.distrib \"$@\"\n")
+        self.exec("dpkg-divert", "--local", "--rename", "--divert",
+                  "/usr/sbin/shutdown.distrib", "--add", "/usr/sbin/shutdown")
+        self.exec("bash", "-c", f"cat >/usr/sbin/shutdown <<'EOF'\n{wrapper}EOF\n"
+                  "chmod 0755 /usr/sbin/shutdown")
+        return SHUTDOWN_LOG
 
     def replace(self, wait: bool = True) -> float | None:
         """A new instance (new root disk, new instance id) on the same data volume."""

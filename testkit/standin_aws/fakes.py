@@ -254,6 +254,10 @@ ZONE_LETTERS = "abcdef"
 # offered in all six. Tests use them to place an instance where the first zone does not
 # offer its type, and to see a type the region does not have at all.
 SCARCE_OFFERINGS = {"p4d.24xlarge": "bc", "p5.48xlarge": "cd", "u7in-32tb.224xlarge": ""}
+# Instance types EC2 offers On-Demand only, never as Spot, as DescribeInstanceTypes reports
+# them (SupportedUsageClasses): Mac instances (Dedicated Hosts only) and the High Memory
+# U-*.metal types. Every other type answers on-demand and spot.
+ON_DEMAND_ONLY_PREFIXES = ("mac", "u-")
 
 
 def ssm_ami_id(name: str) -> str:
@@ -333,9 +337,12 @@ def data_source_values(tf_type: str, config: dict[str, Any], region: str) -> dic
     if tf_type == "aws_ec2_instance_type":
         instance_type = str(config.get("instance_type") or "")
         gpus = 1 if instance_type.startswith(("g4", "g5", "g6", "p3", "p4", "p5")) else 0
+        usages = ["on-demand"] if instance_type.startswith(ON_DEMAND_ONLY_PREFIXES) \
+            else ["on-demand", "spot"]
         return {"id": instance_type, "instance_type": instance_type, "default_vcpus": 4,
                 "memory_size": 16384, "current_generation": True,
                 "supported_architectures": ["x86_64"],
+                "supported_usages_classes": usages, "supported_root_device_types": ["ebs"],
                 "gpus": [{"count": gpus, "manufacturer": "NVIDIA", "memory_size": 24576,
                           "name": "A10G"}] if gpus else []}
     if tf_type == "aws_ec2_instance_type_offerings":

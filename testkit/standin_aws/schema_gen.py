@@ -76,6 +76,7 @@ REQUIRED_TYPES = frozenset({
     "data.aws_iam_policy_document", "data.aws_ssm_parameter", "data.aws_ec2_instance_type",
     "data.aws_eip", "data.aws_ec2_instance_type_offerings", "aws_vpc_endpoint",
     "aws_s3_bucket_lifecycle_configuration",
+    "aws_scheduler_schedule", "aws_scheduler_schedule_group",
     # the autoscaling mode (modules/autoscaling, modules/load_balancer, modules/waf)
     "aws_launch_template", "aws_autoscaling_group", "aws_autoscaling_policy", "aws_lb",
     "aws_lb_target_group", "aws_lb_listener", "aws_lb_listener_rule", "aws_acm_certificate",

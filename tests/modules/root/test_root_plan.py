@@ -275,6 +275,21 @@ VALIDATIONS = {
     "proxy_port_of_vllm": ("app_port", 8000, "app_port must be between 1024 and 65535"),
     "zero_concurrency": ("proxy_max_concurrency", 0, "proxy_max_concurrency must be at least 1"),
     "tiny_body_limit": ("proxy_max_body_bytes", 100, "proxy_max_body_bytes must be at least 1024"),
+    "spot_price_zero": (
+        "spot_max_price",
+        "0",
+        "spot_max_price must be a price in USD per hour greater than 0",
+    ),
+    "unix_cron_schedule": (
+        "schedule",
+        {"start": "0 8 * * 1-5"},
+        "schedule.start and schedule.stop must be EventBridge cron expressions",
+    ),
+    "idle_stop_too_soon": (
+        "idle_stop_minutes",
+        2,
+        "idle_stop_minutes must be a whole number of minutes >= 5",
+    ),
     "plain_http_acme_server": (
         "acme_server",
         "http://acme.example.com/dir",

@@ -213,9 +213,14 @@ REFUSED = {
         'enable_waf needs deployment_mode = "autoscaling": the web ACL attaches to the load '
         "balancer",
     ),
-    "spot_in_the_instance_mode": (
-        "instance_mode", {"use_spot": True},
-        'use_spot is implemented for deployment_mode = "autoscaling"',
+    "idle_stop_in_the_autoscaling_mode": (
+        "spot_one_instance", {"idle_stop_minutes": 30},
+        'idle_stop_minutes needs deployment_mode = "instance": an Auto Scaling group replaces '
+        "an instance that stops itself",
+    ),
+    "schedule_in_the_autoscaling_mode": (
+        "spot_one_instance", {"schedule": {"stop": "0 20 * * ? *"}},
+        'schedule needs deployment_mode = "instance": it starts and stops the one instance',
     ),
     "on_demand_base_above_max": (
         "spot_one_instance", {"on_demand_base_capacity": 4},
