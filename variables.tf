@@ -358,7 +358,7 @@ variable "hf_token_parameter_name" {
 }
 
 variable "api_keys_parameter_name" {
-  description = "SSM SecureString parameter with the proxy's API keys, comma-separated. Missing at first boot: the instance creates it with one random key (see the api_key_command output). Null: /<name>-<environment>/api_keys, one per deployment."
+  description = "SSM SecureString parameter with the proxy's API keys: a JSON key set with names and per-key limits (manage it with tools/keys.py) or a comma list. The instance re-reads it every minute, so a key added or removed there takes effect within a minute without a restart. Missing at first boot: the instance creates it with one random key (see the api_key_command output). Null: /<name>-<environment>/api_keys, one per deployment."
   type        = string
   default     = null
 
@@ -486,7 +486,7 @@ variable "acme_email" {
 }
 
 variable "acme_server" {
-  description = "ACME directory URL. Use https://acme-staging-v02.api.letsencrypt.org/directory while testing to avoid rate limits."
+  description = "ACME directory URL. Use https://acme-staging-v02.api.letsencrypt.org/directory while testing to avoid rate limits; changing it issues a new certificate from the new server at the next boot. The certificate is kept on the data volume, so a replacement instance reuses it."
   type        = string
   default     = "https://acme-v02.api.letsencrypt.org/directory"
 

@@ -168,8 +168,9 @@ locals {
       "setup-services.sh"          = "setup-services.sh.tftpl"
       "setup-nginx.sh"             = "setup-nginx.sh.tftpl"
       "ecr-login.sh"               = "ecr-login.sh.tftpl"
-      "wait-for-vllm.sh"           = "wait-for-vllm.sh.tftpl"
       "health-watchdog.sh"         = "health-watchdog.sh.tftpl"
+      "refresh-keys.sh"            = "refresh-keys.sh.tftpl"
+      "prune-images.sh"            = "prune-images.sh.tftpl"
       "recovery.sh"                = "recovery.sh.tftpl"
       "check-services.sh"          = "check-services.sh.tftpl"
       "vllm.service"               = "vllm.service.tftpl"
@@ -177,6 +178,10 @@ locals {
       "inference-watchdog.service" = "inference-watchdog.service.tftpl"
       "inference-watchdog.timer"   = "inference-watchdog.timer.tftpl"
       "inference-recovery.service" = "inference-recovery.service.tftpl"
+      "inference-keys.service"     = "inference-keys.service.tftpl"
+      "inference-keys.timer"       = "inference-keys.timer.tftpl"
+      "inference-prune.service"    = "inference-prune.service.tftpl"
+      "inference-prune.timer"      = "inference-prune.timer.tftpl"
       "nginx-site.conf"            = "nginx-site.conf.tftpl"
     },
     var.idle_stop_minutes != null ? {

@@ -64,7 +64,7 @@ output "scripts_sha256" {
 }
 
 output "user_data" {
-  description = "The rendered bootstrap passed as user_data (no secrets; well under 2 KB)."
+  description = "The rendered bootstrap passed as user_data (no secrets; under 3 KB: EC2 allows 16 KB)."
   value       = local.user_data
 }
 

@@ -223,7 +223,7 @@ variable "hf_token_parameter_name" {
 }
 
 variable "api_keys_parameter_name" {
-  description = "Name of the SSM SecureString parameter holding the proxy's API keys (comma-separated). Created with a random key at first boot when missing. Null: /<name>/api_keys, one per deployment."
+  description = "Name of the SSM SecureString parameter holding the proxy's API keys (a JSON key set or a comma list), refreshed on the instance every minute. Created with a random key at first boot when missing. Null: /<name>/api_keys, one per deployment."
   type        = string
 }
 

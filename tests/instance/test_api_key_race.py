@@ -89,7 +89,7 @@ def test_instances_starting_together_create_one_key_and_all_serve_it(
              "--env", "AWS_ACCESS_KEY_ID=testing", "--env", "AWS_SECRET_ACCESS_KEY=testing",
              "--env", "PATH=/opt/shim:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
              images.INSTANCE_IMAGE, "-c",
-             "bash /opt/inference/scripts/setup-secrets.sh && cat /etc/inference/proxy.env"],
+             "bash /opt/inference/scripts/setup-secrets.sh && cat /run/proxy-keys/keys.json"],
             capture_output=True, text=True, timeout=180, check=False)
 
     results: dict[int, subprocess.CompletedProcess[str]] = {}
@@ -112,4 +112,4 @@ def test_instances_starting_together_create_one_key_and_all_serve_it(
                        aws_access_key_id="testing", aws_secret_access_key="testing")
     stored = ssm.get_parameter(Name=PARAMETER, WithDecryption=True)["Parameter"]
     assert stored["Version"] == 1
-    assert served == {f"PROXY_API_KEYS={stored['Value']}"}
+    assert served == {stored["Value"]}  # the proxy's key file (refresh-keys.sh)

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from testkit.proxy_container import HARDENED
 from tools.terraform import TerraformError
 
 HERE = Path(__file__).resolve().parent
@@ -123,7 +124,9 @@ def test_the_ami_comes_from_ssm_only_without_an_explicit_ami_id(plans: dict[str,
 @pytest.mark.parametrize("case", CASES)
 def test_bootstrap_is_small_and_pins_the_exact_scripts(plans: dict[str, Any], case: str) -> None:
     user_data = plans[case].outputs["user_data"]
-    assert len(user_data.encode()) < 2048
+    # Small (EC2 allows 16 KB: the module's precondition), and the list of script names
+    # in it grows with each script.
+    assert len(user_data.encode()) < 3072
     rendered = scripts(plans[case])
     names = re.search(r'^names="([^"]+)"$', user_data, re.M)
     assert names, user_data
@@ -190,20 +193,46 @@ def test_vllm_unit_runs_the_pinned_image_on_loopback(plans: dict[str, Any]) -> N
     assert "--max-model-len 8192 --enable-prefix-caching --max-num-seqs=64\n" in https
 
 
-def test_proxy_unit_gets_the_timeouts_and_waits_for_vllm(plans: dict[str, Any]) -> None:
+def test_proxy_unit_gets_the_timeouts_and_runs_with_the_tested_flags(
+        plans: dict[str, Any]) -> None:
     unit = scripts(plans["cpu_no_https"])["inference-proxy.service"]
-    assert "Requires=docker.service vllm.service" in unit
-    assert "ExecStartPre=/opt/inference/scripts/wait-for-vllm.sh" in unit
+    # Wants, not Requires: vLLM restarting must not restart (or stop) the proxy, and the
+    # proxy does not wait for vLLM to start.
+    assert "Requires=docker.service\n" in unit and "Wants=vllm.service" in unit
+    assert "wait-for-vllm" not in unit
+    assert unit.rstrip().endswith("WantedBy=multi-user.target")
+    argv = " ".join(unit.split("ExecStart=", 1)[1].split("\nExecStop", 1)[0]
+                    .replace("\\\n", " ").split())
+    # Exactly the flags the image is tested with (testkit/proxy_container.py).
+    assert " ".join([*HARDENED, "--memory", "256m", "--memory-swap", "256m"]) in argv
+    assert ("-v /run/proxy-keys:/run/proxy-keys:ro "
+            "-e PROXY_API_KEYS_FILE=/run/proxy-keys/keys.json") in argv
+    assert "--env PROXY_AUTH_DISABLED=false" in argv
+    assert "--env-file" not in argv and "PROXY_API_KEYS=" not in argv
     for setting in (
         "PROXY_DEFAULT_TIMEOUT=60",
         "PROXY_MAX_TIMEOUT=300",
         "PROXY_UPSTREAM_URL=http://vllm:8000",
         "PROXY_PORT=8080",
         "--publish 127.0.0.1:8080:8080",
-        "--env-file /etc/inference/proxy.env",
     ):
-        assert setting in unit
-    assert "123456789012.dkr.ecr.us-east-1.amazonaws.com/llm-dev:0123456789abcdef" in unit
+        assert setting in argv
+    assert "123456789012.dkr.ecr.us-east-1.amazonaws.com/llm-dev:0123456789abcdef" in argv
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_vllm_runs_without_capabilities_with_limits_and_a_bounded_restart_loop(
+        plans: dict[str, Any], case: str) -> None:
+    unit = scripts(plans[case])["vllm.service"]
+    unit_section = unit.split("[Service]")[0]
+    assert "StartLimitIntervalSec=30min" in unit_section
+    assert "StartLimitBurst=5" in unit_section
+    assert "Restart=always" in unit and "RestartSec=30" in unit
+    assert "EnvironmentFile=/etc/inference/container-limits.env" in unit
+    for flag in ("--cap-drop ALL", "--security-opt no-new-privileges", "--pids-limit 4096",
+                 "--memory ${VLLM_MEMORY} --memory-swap ${VLLM_MEMORY}", "--ipc=host"):
+        assert flag in unit, flag
+    assert "--cap-add" not in unit and "--privileged" not in unit
 
 
 def test_settings_file_holds_parameter_names_not_secrets(plans: dict[str, Any]) -> None:
@@ -215,10 +244,32 @@ def test_settings_file_holds_parameter_names_not_secrets(plans: dict[str, Any]) 
         assert line.startswith("#") or re.fullmatch(r"[A-Z_]+='[^']*'", line), line
 
 
-def test_api_keys_are_created_without_overwrite(plans: dict[str, Any]) -> None:
+def test_api_keys_are_created_without_overwrite_and_never_on_a_command_line(
+        plans: dict[str, Any]) -> None:
     secrets = scripts(plans["cpu_no_https"])["setup-secrets.sh"]
-    assert "--no-overwrite" in secrets and "--overwrite " not in secrets
-    assert "ParameterNotFound" in secrets
+    assert '"Overwrite": false' in secrets and "--overwrite" not in secrets
+    # The request is a root-only file (mktemp under umask 077), not an argument.
+    assert '--cli-input-json "file://$request"' in secrets
+    assert "--value" not in secrets
+    assert "ParameterNotFound" in scripts(plans["cpu_no_https"])["lib.sh"]
+
+
+def test_the_key_file_is_refreshed_every_minute_and_at_boot(plans: dict[str, Any]) -> None:
+    files = scripts(plans["cpu_no_https"])
+    timer = files["inference-keys.timer"]
+    assert "OnUnitActiveSec=1min" in timer and "AccuracySec=5s" in timer
+    assert "WantedBy=timers.target" in timer
+    # At boot the proxy's start pulls a refresh in first (/run/proxy-keys is a tmpfs).
+    proxy = files["inference-proxy.service"]
+    assert "inference-keys.service" in proxy.split("After=")[1].split("\n")[0]
+    assert "inference-keys.service" in proxy.split("Wants=")[1].split("\n")[0]
+    refresh = files["refresh-keys.sh"]
+    assert 'install -d -m 0750 -o root -g "$proxy_gid" "$dir"' in refresh
+    assert 'mv -f "$tmp" "$file"' in refresh  # replaced by a rename, as the contract says
+    assert "proxy_gid=10001" in refresh
+    services = files["setup-services.sh"]
+    for unit in ("inference-keys.timer", "inference-prune.timer"):
+        assert unit in services.split("systemctl enable --now")[1].split("\n")[0]
 
 
 # --- preconditions and validations --------------------------------------------------------
