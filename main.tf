@@ -1,7 +1,11 @@
-# Data flow (see docs/ARCHITECTURE.md): vpc, ecr -> build -> ec2 (renders the scripts)
-# -> scripts_bucket (uploads them); route53 points the name at ec2's Elastic IP. The
-# bucket name is computed here once, so ec2 can scope its policy to it without depending
-# on the bucket module, and the graph reads top to bottom.
+# Data flow (see docs/ARCHITECTURE.md): vpc, ecr -> build -> ec2 (renders the scripts;
+# in the instance mode it also runs them on one instance) -> scripts_bucket (uploads them);
+# route53 points the name at ec2's Elastic IP; schedule (working hours, instance mode)
+# starts and stops ec2's instance. In the autoscaling mode, load_balancer (ALB, ACM
+# certificate) -> autoscaling (launch template from ec2's `launch`, group, scaling) and
+# waf, and route53 aliases the name to the load balancer. The bucket name is computed here
+# once, so ec2 can scope its policy to it without depending on the bucket module, and the
+# graph reads top to bottom.
 
 data "aws_caller_identity" "current" {}
 
@@ -32,15 +36,22 @@ locals {
   hostname = var.domain_name == null ? null : "${coalesce(var.subdomain, var.name)}.${var.domain_name}"
   dns      = var.domain_name != null && var.create_route53_records
 
+  autoscaling = var.deployment_mode == "autoscaling"
+  # The autoscaling mode validates its certificate in the zone, so it resolves the zone
+  # once here for the certificate and the alias record.
+  zone_id = var.route53_zone_id != null ? var.route53_zone_id : try(data.aws_route53_zone.endpoint[0].zone_id, null)
+
   api_endpoint = (
-    var.enable_https ? "https://${local.hostname}" :
+    local.autoscaling || var.enable_https ? "https://${local.hostname}" :
     local.hostname != null ? "http://${local.hostname}" :
     "http://${module.ec2.public_ip}"
   )
 
   image_uri = var.image_uri != null ? var.image_uri : module.build[0].image_uri
 
-  ssm_command = "aws ssm start-session --region ${var.region} --target ${module.ec2.instance_id} --document-name AWS-StartInteractiveCommand --parameters"
+  # Where Session Manager commands go: the instance, or the group's first one in service.
+  session_target = local.autoscaling ? "$(aws autoscaling describe-auto-scaling-groups --region ${var.region} --auto-scaling-group-names ${local.prefix} --query 'AutoScalingGroups[0].Instances[?LifecycleState==`InService`] | [0].InstanceId' --output text)" : module.ec2.instance_id
+  ssm_command    = "aws ssm start-session --region ${var.region} --target ${local.session_target} --document-name AWS-StartInteractiveCommand --parameters"
   diagnostic_commands = merge(
     {
       boot_log       = "${local.ssm_command} command='sudo tail -f /var/log/user-data.log'"
@@ -114,20 +125,25 @@ module "ec2" {
   account_id        = local.account_id
   partition         = data.aws_partition.current.partition
   vpc_id            = module.vpc.vpc_id
+  vpc_cidr_block    = module.vpc.vpc_cidr_block
   subnet_id         = module.vpc.public_subnet_ids[0]
   availability_zone = module.vpc.availability_zones[0]
 
-  instance_type        = local.instance_type
-  architecture         = local.architecture
-  use_gpu              = var.use_gpu
-  ami_id               = var.ami_id
-  root_volume_size     = var.root_volume_size
-  data_volume_size     = var.data_volume_size
-  key_name             = var.key_name
-  allowed_cidr_blocks  = var.allowed_cidr_blocks
+  instance_type    = local.instance_type
+  architecture     = local.architecture
+  use_gpu          = var.use_gpu
+  ami_id           = var.ami_id
+  root_volume_size = var.root_volume_size
+  data_volume_size = var.data_volume_size
+  key_name         = var.key_name
+  # Behind the load balancer, only the load balancer reaches the instances (its rule is in
+  # modules/load_balancer).
+  allowed_cidr_blocks  = local.autoscaling ? [] : var.allowed_cidr_blocks
   allow_plaintext_http = var.allow_plaintext_http
   ssh_cidr_blocks      = var.ssh_cidr_blocks
   instance_version     = var.instance_version
+  deployment_mode      = var.deployment_mode
+  enable_waf           = var.enable_waf
 
   scripts_bucket_name = local.scripts_bucket_name
   ecr_repository_arn  = module.ecr.repository_arn
@@ -151,15 +167,40 @@ module "ec2" {
     max_body_bytes  = var.proxy_max_body_bytes
   }
 
+  # The autoscaling mode's TLS ends at the load balancer (ACM): no certbot on the instances.
   https = {
-    enabled     = var.enable_https
+    enabled     = var.enable_https && !local.autoscaling
     domain_name = local.hostname
     acme_email  = var.acme_email
     acme_server = var.acme_server
   }
 
+  model_cache_bucket      = var.model_cache_bucket
   hf_token_parameter_name = var.hf_token_parameter_name
   api_keys_parameter_name = var.api_keys_parameter_name
+
+  use_spot          = var.use_spot
+  spot_max_price    = var.spot_max_price
+  idle_stop_minutes = var.idle_stop_minutes
+}
+
+# Working hours: EventBridge Scheduler starts and stops the instance.
+module "schedule" {
+  source = "./modules/schedule"
+  count  = var.schedule == null ? 0 : 1
+
+  name              = local.prefix
+  region            = var.region
+  account_id        = local.account_id
+  partition         = data.aws_partition.current.partition
+  instance_id       = module.ec2.instance_id
+  instance_arn      = module.ec2.instance_arn
+  volume_kms_key_id = module.ec2.volume_kms_key_id
+  schedule = {
+    start    = var.schedule.start
+    stop     = var.schedule.stop
+    timezone = var.schedule.timezone
+  }
 }
 
 # CloudWatch: the log group, the instance's permission to use it and to publish metrics,
@@ -200,10 +241,11 @@ module "route53" {
   source = "./modules/route53"
   count  = local.dns ? 1 : 0
 
-  zone_id         = var.route53_zone_id
+  zone_id         = local.autoscaling ? local.zone_id : var.route53_zone_id
   zone_name       = coalesce(var.route53_zone_name, var.domain_name)
   record_name     = local.hostname
-  ip_addresses    = [module.ec2.public_ip]
+  ip_addresses    = local.autoscaling ? [] : [module.ec2.public_ip]
+  alias           = local.autoscaling ? { name = module.load_balancer[0].dns_name, zone_id = module.load_balancer[0].zone_id } : null
   allow_overwrite = var.route53_allow_overwrite
 }
 
@@ -215,7 +257,7 @@ resource "terraform_data" "wait_for_ready" {
   count = var.wait_for_ready ? 1 : 0
 
   triggers_replace = {
-    instance = module.ec2.instance_id
+    instance = local.autoscaling ? "${module.autoscaling[0].group_arn}:${module.autoscaling[0].launch_template_version}" : module.ec2.instance_id
     endpoint = local.api_endpoint
   }
 
@@ -230,4 +272,72 @@ resource "terraform_data" "wait_for_ready" {
 
   # Everything the first boot needs: the scripts, the DNS record, the log group.
   depends_on = [module.scripts_bucket, module.route53, module.monitoring]
+}
+
+# --- the autoscaling mode -----------------------------------------------------------------
+
+data "aws_route53_zone" "endpoint" {
+  count = local.autoscaling && var.domain_name != null && var.route53_zone_id == null ? 1 : 0
+
+  name         = coalesce(var.route53_zone_name, var.domain_name)
+  private_zone = false
+}
+
+module "load_balancer" {
+  source = "./modules/load_balancer"
+  count  = local.autoscaling ? 1 : 0
+
+  name                       = local.prefix
+  vpc_id                     = module.vpc.vpc_id
+  subnet_ids                 = module.vpc.public_subnet_ids
+  allowed_cidr_blocks        = var.allowed_cidr_blocks
+  instance_security_group_id = module.ec2.security_group_id
+  hostname                   = local.hostname
+  zone_id                    = local.zone_id
+  idle_timeout               = module.ec2.load_balancer_timeouts.idle_timeout
+  deregistration_delay       = module.ec2.load_balancer_timeouts.deregistration_delay
+}
+
+module "autoscaling" {
+  source = "./modules/autoscaling"
+  count  = local.autoscaling ? 1 : 0
+
+  name   = local.prefix
+  launch = module.ec2.launch
+  # Behind the NAT gateway the instances need no public address.
+  subnet_ids                  = var.enable_nat_gateway ? module.vpc.private_subnet_ids : module.vpc.public_subnet_ids
+  associate_public_ip_address = !var.enable_nat_gateway
+  target_group_arn            = module.load_balancer[0].target_group_arn
+  request_count_label         = module.load_balancer[0].request_count_label
+  load_metric                 = module.ec2.load_metric
+
+  min_size         = var.min_size
+  max_size         = var.max_size
+  desired_capacity = var.desired_capacity
+  # A new instance boots, pulls the images, downloads and loads the model before /ready:
+  # vllm_startup_timeout plus 10 minutes for the rest.
+  health_check_grace_period = var.vllm_startup_timeout + 600
+  instance_warmup           = 300
+  min_healthy_percentage    = var.min_healthy_percentage
+
+  spot = {
+    enabled                 = var.use_spot
+    on_demand_base_capacity = var.on_demand_base_capacity
+    instance_types          = var.spot_instance_types
+    max_price               = var.spot_max_price
+  }
+  scaling = {
+    metric = var.scaling_metric
+    target = var.scaling_target
+  }
+}
+
+module "waf" {
+  source = "./modules/waf"
+  count  = local.autoscaling && var.enable_waf ? 1 : 0
+
+  name               = local.prefix
+  load_balancer_arn  = module.load_balancer[0].arn
+  rate_limit         = var.waf_rate_limit
+  log_retention_days = var.waf_log_retention_days
 }

@@ -45,6 +45,17 @@ variable "tags" {
   nullable    = false
 }
 
+variable "deployment_mode" {
+  description = "How the endpoint runs: \"instance\" (default) is one EC2 instance with an Elastic IP, NGINX and Let's Encrypt on the box; \"autoscaling\" is an Auto Scaling group behind an Application Load Balancer with an ACM certificate (needs domain_name and a Route53 zone). docs/CUSTOMIZATION.md compares the two."
+  type        = string
+  default     = "instance"
+
+  validation {
+    condition     = contains(["instance", "autoscaling"], var.deployment_mode)
+    error_message = "deployment_mode must be \"instance\" or \"autoscaling\"."
+  }
+}
+
 # --- network --------------------------------------------------------------------------------
 
 variable "vpc_cidr" {
@@ -183,6 +194,63 @@ variable "instance_version" {
   }
 }
 
+# --- cost: spot, working hours, idle stop (docs/CUSTOMIZATION.md, "What it costs") -------
+
+variable "use_spot" {
+  description = "Run on Spot capacity; an interruption comes with a 2-minute notice, which the instance logs while it drains the proxy. Instance mode: a persistent Spot request that stops (not terminates) the instance on an interruption, so the instance id, the Elastic IP and the model volume survive and EC2 starts it again when capacity returns. Autoscaling mode: a mixed-instances policy keeps on_demand_base_capacity instances On-Demand and runs the rest on Spot across the instance type and spot_instance_types (price-capacity-optimized, capacity rebalancing). False (default): On-Demand."
+  type        = bool
+  default     = false
+}
+
+variable "spot_max_price" {
+  description = "Highest hourly price in USD to pay for Spot capacity, e.g. \"0.60\" (a price above it interrupts the instance), in both modes. Null (default): up to the On-Demand price, which AWS recommends. Only with use_spot."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.spot_max_price == null || can(regex("^[0-9]+(\\.[0-9]+)?$", coalesce(var.spot_max_price, "-"))) && try(tonumber(var.spot_max_price) > 0, false)
+    error_message = "spot_max_price must be a price in USD per hour greater than 0, written as a string such as \"0.60\", or null for the On-Demand price."
+  }
+}
+
+variable "schedule" {
+  description = "Instance mode: working hours: EventBridge Scheduler starts the instance at `start` and stops it at `stop`, both EventBridge cron expressions (six fields: minutes hours day-of-month month day-of-week year, `?` in one of the two day fields), in the IANA time zone `timezone`. E.g. { start = \"0 8 ? * MON-FRI *\", stop = \"0 20 ? * MON-FRI *\", timezone = \"Europe/Berlin\" }. Either may be null (only start, or only stop). Null (default): no schedule."
+  type = object({
+    start    = optional(string)
+    stop     = optional(string)
+    timezone = optional(string, "UTC")
+  })
+  default = null
+
+  validation {
+    condition = var.schedule == null || alltrue([
+      for expression in compact([try(var.schedule.start, null), try(var.schedule.stop, null)]) :
+      can(regex("^(cron\\()?[0-9,*/-]+ [0-9,*/-]+ [0-9,*/?LW-]+ [0-9A-Za-z,*/-]+ [0-9A-Za-z,*/?L#-]+ [0-9,*/-]+\\)?$", expression))
+      && length(regexall("^(cron\\()?\\S+ \\S+ (\\? \\S+ [^?]|[^?]\\S* \\S+ \\?)", expression)) == 1
+    ])
+    error_message = "schedule.start and schedule.stop must be EventBridge cron expressions of six fields, minutes hours day-of-month month day-of-week year, with ? in exactly one of day-of-month and day-of-week, e.g. \"0 8 ? * MON-FRI *\" (08:00 on weekdays) or \"30 19 * * ? *\" (19:30 every day)."
+  }
+  validation {
+    condition     = var.schedule == null || try(var.schedule.start != null || var.schedule.stop != null, false)
+    error_message = "schedule needs start, stop or both, e.g. { start = \"0 8 ? * MON-FRI *\", stop = \"0 20 ? * MON-FRI *\" }; set schedule = null for none."
+  }
+  validation {
+    condition     = var.schedule == null || can(regex("^[A-Z][A-Za-z0-9_+-]*(/[A-Za-z0-9_+-]+){0,2}$", try(var.schedule.timezone, "")))
+    error_message = "schedule.timezone must be an IANA time zone such as UTC, Europe/Berlin or America/New_York."
+  }
+}
+
+variable "idle_stop_minutes" {
+  description = "Instance mode: stop the instance after this many minutes without an API request (health checks do not count; never while a request is in flight, never before setup is done, and counted from the boot at the earliest). It stays stopped until started again (the start_command output, or schedule.start). Null (default): never."
+  type        = number
+  default     = null
+
+  validation {
+    condition     = var.idle_stop_minutes == null || try(var.idle_stop_minutes >= 5 && floor(var.idle_stop_minutes) == var.idle_stop_minutes, false)
+    error_message = "idle_stop_minutes must be a whole number of minutes >= 5 (a start takes minutes: weights load from the volume), or null to never stop."
+  }
+}
+
 # --- model (vLLM) ---------------------------------------------------------------------------
 
 variable "model_id" {
@@ -290,7 +358,7 @@ variable "hf_token_parameter_name" {
 }
 
 variable "api_keys_parameter_name" {
-  description = "SSM SecureString parameter with the proxy's API keys, comma-separated. Missing at first boot: the instance creates it with one random key (see the api_key_command output). Null: /<name>-<environment>/api_keys, one per deployment."
+  description = "SSM SecureString parameter with the proxy's API keys: a JSON key set with names and per-key limits (manage it with tools/keys.py) or a comma list. The instance re-reads it every minute, so a key added or removed there takes effect within a minute without a restart. Missing at first boot: the instance creates it with one random key (see the api_key_command output). Null: /<name>-<environment>/api_keys, one per deployment."
   type        = string
   default     = null
 
@@ -418,7 +486,7 @@ variable "acme_email" {
 }
 
 variable "acme_server" {
-  description = "ACME directory URL. Use https://acme-staging-v02.api.letsencrypt.org/directory while testing to avoid rate limits."
+  description = "ACME directory URL. Use https://acme-staging-v02.api.letsencrypt.org/directory while testing to avoid rate limits; changing it issues a new certificate from the new server at the next boot. The certificate is kept on the data volume, so a replacement instance reuses it."
   type        = string
   default     = "https://acme-v02.api.letsencrypt.org/directory"
 
@@ -453,6 +521,136 @@ variable "ecr_force_delete" {
   description = "Let `terraform destroy` delete the ECR repository with its images."
   type        = bool
   default     = false
+}
+
+# --- autoscaling mode (deployment_mode = "autoscaling") --------------------------------------
+
+variable "min_size" {
+  description = "Autoscaling mode: fewest instances."
+  type        = number
+  default     = 1
+
+  validation {
+    condition     = var.min_size >= 0 && floor(var.min_size) == var.min_size
+    error_message = "min_size must be a whole number >= 0."
+  }
+}
+
+variable "max_size" {
+  description = "Autoscaling mode: most instances (each one a full copy of the model on its own GPU(s); the account's vCPU quota must cover them, see the instance_quota_command output)."
+  type        = number
+  default     = 2
+
+  validation {
+    condition     = var.max_size >= 1 && floor(var.max_size) == var.max_size
+    error_message = "max_size must be a whole number >= 1."
+  }
+}
+
+variable "desired_capacity" {
+  description = "Autoscaling mode: instances to start with (min_size <= desired_capacity <= max_size); the scaling policy moves it afterwards. With 2 or more, a rolling update never leaves the endpoint without a ready instance."
+  type        = number
+  default     = 1
+
+  validation {
+    condition     = var.desired_capacity >= 0 && floor(var.desired_capacity) == var.desired_capacity
+    error_message = "desired_capacity must be a whole number >= 0."
+  }
+}
+
+variable "min_healthy_percentage" {
+  description = "Autoscaling mode: share of desired_capacity that must stay healthy while a rolling update (instance refresh) replaces instances. 100 (default): new instances are launched and must serve /ready before old ones are drained and terminated."
+  type        = number
+  default     = 100
+
+  validation {
+    condition     = var.min_healthy_percentage >= 0 && var.min_healthy_percentage <= 100
+    error_message = "min_healthy_percentage must be between 0 and 100."
+  }
+}
+
+variable "on_demand_base_capacity" {
+  description = "Autoscaling mode with use_spot: instances that are always On-Demand, so that a Spot shortage or interruption never takes the endpoint down entirely."
+  type        = number
+  default     = 1
+
+  validation {
+    condition     = var.on_demand_base_capacity >= 0 && floor(var.on_demand_base_capacity) == var.on_demand_base_capacity
+    error_message = "on_demand_base_capacity must be a whole number >= 0."
+  }
+}
+
+variable "spot_instance_types" {
+  description = "Autoscaling mode with use_spot: more instance types Spot may use besides the instance type (same architecture, enough GPU memory for the model), e.g. [\"g6.xlarge\", \"g5.2xlarge\"]. More types, fewer Spot shortages."
+  type        = list(string)
+  default     = []
+  nullable    = false
+
+  validation {
+    condition     = alltrue([for type in var.spot_instance_types : can(regex("^[a-z][a-z0-9-]*\\.[a-z0-9]+$", type))])
+    error_message = "spot_instance_types must hold EC2 instance types such as g6.xlarge."
+  }
+}
+
+variable "scaling_metric" {
+  description = "Autoscaling mode: what the target tracking policy scales on. \"in_flight_requests\" (default): the proxy's requests in flight, averaged over the ready instances (each publishes it every minute). \"alb_request_count\": requests per instance per minute, from the load balancer (cruder: one long generation counts as much as a short one)."
+  type        = string
+  default     = "in_flight_requests"
+
+  validation {
+    condition     = contains(["in_flight_requests", "alb_request_count"], var.scaling_metric)
+    error_message = "scaling_metric must be \"in_flight_requests\" or \"alb_request_count\"."
+  }
+}
+
+variable "scaling_target" {
+  description = "Autoscaling mode: the value of scaling_metric per instance the policy keeps: instances are added above it and removed below it. Requests in flight for in_flight_requests (default 16: a 7B model on one A10G still answers briskly at that concurrency); requests per minute for alb_request_count."
+  type        = number
+  default     = 16
+
+  validation {
+    condition     = var.scaling_target > 0
+    error_message = "scaling_target must be greater than 0."
+  }
+}
+
+variable "enable_waf" {
+  description = "Autoscaling mode: put an AWS WAF web ACL in front of the load balancer: a per-IP rate limit (waf_rate_limit) and AWS managed rules (IP reputation, known bad inputs, the common rule set with its body rules only counted, as prompts trip them). Billed per web ACL, rule and request."
+  type        = bool
+  default     = false
+}
+
+variable "waf_rate_limit" {
+  description = "With enable_waf: requests one client IP may send in 5 minutes before WAF blocks it for as long as its rate stays above."
+  type        = number
+  default     = 2000
+
+  validation {
+    condition     = var.waf_rate_limit >= 10 && var.waf_rate_limit <= 2000000000
+    error_message = "waf_rate_limit must be between 10 and 2000000000 requests per 5 minutes."
+  }
+}
+
+variable "waf_log_retention_days" {
+  description = "With enable_waf: log the requests WAF blocks or counts to CloudWatch Logs (log group aws-waf-logs-<name>-<environment>, Authorization header redacted), kept this many days. Null (default): no WAF logging."
+  type        = number
+  default     = null
+
+  validation {
+    condition     = var.waf_log_retention_days == null || contains([1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653], coalesce(var.waf_log_retention_days, 1))
+    error_message = "waf_log_retention_days must be null or one of CloudWatch's retention periods: 1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653."
+  }
+}
+
+variable "model_cache_bucket" {
+  description = "S3 bucket in the deployment's region holding the model's Hugging Face files under <model_id>/ (e.g. s3://my-models/Qwen/Qwen2.5-7B-Instruct/config.json). Each instance syncs it to its model volume before vLLM starts, instead of downloading from Hugging Face; the instance role may read that prefix only. Both modes. Null (default): Hugging Face."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.model_cache_bucket == null || can(regex("^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$", coalesce(var.model_cache_bucket, "-")))
+    error_message = "model_cache_bucket must be an S3 bucket name such as my-models (no s3:// and no prefix), or null."
+  }
 }
 
 # --- operations: CloudWatch, alarms, the readiness gate ---------------------------------------

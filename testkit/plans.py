@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import subprocess
 import tempfile
 import threading
 from collections import Counter
@@ -32,11 +33,29 @@ from tools import terraform
 UNKNOWN = "(known after apply)"
 
 
+class _TerraformTest(tftest.TerraformTest):  # type: ignore[misc]
+    """tftest's TerraformTest, with both output pipes drained together.
+
+    tftest 1.8.8 reads stdout to its end before it reads stderr, so a command whose
+    diagnostics fill the stderr pipe (64 KiB: a plan refusing some forty invalid values)
+    blocks Terraform, and the test, for ever."""
+
+    def execute_command(self, cmd: str, *cmd_args: str) -> Any:
+        done = subprocess.run([self.binary, cmd, *cmd_args], cwd=self.tfdir, env=self.env,
+                              capture_output=True, text=True, encoding="utf-8",
+                              errors="ignore", check=False)
+        if done.returncode in (1, 11):
+            raise tftest.TerraformTestError(
+                f"Error running command {cmd}: {done.returncode} {done.stdout} {done.stderr}",
+                done.stderr)
+        return tftest.TerraformCommandOutput(done.returncode, done.stdout, done.stderr)
+
+
 def terraform_test(tfdir: Path | str, env: Mapping[str, str] | None = None
                    ) -> tftest.TerraformTest:
     """A TerraformTest on `tfdir` that runs tools/terraform.py's Terraform and environment."""
-    return tftest.TerraformTest(str(tfdir), binary=terraform.terraform_binary(),
-                                env=dict(env) if env is not None else terraform.terraform_env())
+    return _TerraformTest(str(tfdir), binary=terraform.terraform_binary(),
+                          env=dict(env) if env is not None else terraform.terraform_env())
 
 
 @contextmanager

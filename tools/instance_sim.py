@@ -1,6 +1,6 @@
 """Boot what Terraform renders on a simulated EC2 instance, and poke it.
 
-    python tools/instance_sim.py up [--case cpu|https]   # one JSON line once /ready answers
+    python tools/instance_sim.py up [--case cpu|https|autoscaling]  # one JSON line when ready
     python tools/instance_sim.py exec -- systemctl --failed
     python tools/instance_sim.py reboot
     python tools/instance_sim.py replace

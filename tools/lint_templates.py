@@ -3,7 +3,9 @@
     python tools/lint_templates.py [--case NAME ...] [--list] [--keep DIR]
 
 Users never run our templates; they run what Terraform renders from them. For each case
-(cpu/gpu x https on/off x dns on/off, tensor parallel 1 and 4 on a 4-GPU type) this plans
+(cpu/gpu x https on/off x dns on/off, tensor parallel 1 and 4 on a 4-GPU type; the GPU
+cases run on Spot and the HTTPS cases stop when idle, so each combination of the optional
+timers' files is rendered) this plans
 the root module with real Terraform core (tools/terraform.py: the stand-in aws provider
 offline), takes the rendered bytes from the plan (the `aws_s3_object` contents that the
 scripts bucket uploads and the instance's `user_data`), and checks each artifact:
@@ -80,6 +82,8 @@ class Case:
     https: bool
     dns: bool
     tensor_parallel: int = 1
+    autoscaling: bool = False  # deployment_mode = "autoscaling": TLS at the load balancer
+    model_cache: bool = False  # model_cache_bucket: the model synced from S3 first
 
     def tfvars(self) -> dict[str, Any]:
         values: dict[str, Any] = {
@@ -100,6 +104,17 @@ class Case:
             values["create_route53_records"] = self.dns
         if self.https:
             values["acme_email"] = f"ops@{DOMAIN}"
+            values["idle_stop_minutes"] = 30
+        if self.use_gpu:
+            values["use_spot"] = True
+        if self.autoscaling:
+            # The load balancer's certificate needs the name and the zone; the instances
+            # serve plain HTTP to it.
+            values |= {"deployment_mode": "autoscaling", "domain_name": DOMAIN,
+                       "subdomain": SUBDOMAIN, "route53_zone_id": "Z0123456789ABCDEFGHIJ",
+                       "create_route53_records": self.dns, "enable_https": False}
+        if self.model_cache:
+            values["model_cache_bucket"] = "my-models"
         return values
 
 
@@ -111,6 +126,14 @@ def matrix() -> list[Case]:
                 hardware = f"gpu-tp{tp}" if gpu else "cpu"
                 name = f"{hardware}-{'https' if https else 'http'}-{'dns' if dns else 'nodns'}"
                 cases.append(Case(name, gpu, https, dns, tp))
+    # The autoscaling mode (NGINX behind the load balancer, the load metric units) and the
+    # S3 model cache (its setup step, vllm.service loading from the volume) in both modes.
+    cases += [
+        Case("cpu-autoscaling", False, False, True, autoscaling=True),
+        Case("gpu-tp4-autoscaling-cache", True, False, True, 4, autoscaling=True,
+             model_cache=True),
+        Case("gpu-tp1-https-dns-cache", True, True, True, model_cache=True),
+    ]
     return cases
 
 

@@ -112,6 +112,52 @@ data "aws_iam_policy_document" "instance" {
       values   = ["true"]
     }
   }
+
+  # The autoscaling mode: each ready instance publishes its requests in flight, which the
+  # scaling policy tracks. PutMetricData has no resource type; the namespace condition is
+  # what scopes it.
+  dynamic "statement" {
+    for_each = local.single_instance ? [] : [local.load_metric.namespace]
+
+    content {
+      sid       = "PublishLoadMetric"
+      actions   = ["cloudwatch:PutMetricData"]
+      resources = ["*"]
+
+      condition {
+        test     = "StringEquals"
+        variable = "cloudwatch:namespace"
+        values   = [statement.value]
+      }
+    }
+  }
+
+  # model_cache_bucket: read the model's prefix, nothing else of the bucket.
+  dynamic "statement" {
+    for_each = var.model_cache_bucket == null ? [] : [var.model_cache_bucket]
+
+    content {
+      sid       = "ListModelCache"
+      actions   = ["s3:ListBucket"]
+      resources = ["arn:${var.partition}:s3:::${statement.value}"]
+
+      condition {
+        test     = "StringLike"
+        variable = "s3:prefix"
+        values   = ["${var.vllm.model_id}/*"]
+      }
+    }
+  }
+
+  dynamic "statement" {
+    for_each = var.model_cache_bucket == null ? [] : [var.model_cache_bucket]
+
+    content {
+      sid       = "ReadModelCache"
+      actions   = ["s3:GetObject"]
+      resources = ["arn:${var.partition}:s3:::${statement.value}/${var.vllm.model_id}/*"]
+    }
+  }
 }
 
 resource "aws_iam_role" "this" {

@@ -34,6 +34,41 @@ locals {
   # NGINX gives the proxy a margin over its own budget, so that the proxy's 504 (OpenAI
   # error shape) reaches the client instead of NGINX cutting the connection first.
   nginx_timeout_margin = 30
+
+  # The autoscaling mode's load balancer, one margin further out: its idle timeout lets the
+  # longest silence through (the proxy's budget before a first byte, plus NGINX's margin),
+  # and a deregistering instance keeps its requests that long. NGINX keeps connections from
+  # it open longer than it keeps them idle (else it may reuse one NGINX just closed: 502).
+  load_balancer_timeouts = {
+    idle_timeout         = var.proxy.max_timeout + 2 * local.nginx_timeout_margin
+    deregistration_delay = var.proxy.max_timeout + 2 * local.nginx_timeout_margin
+  }
+  nginx_keepalive_timeout = local.load_balancer_timeouts.idle_timeout + local.nginx_timeout_margin
+
+  # What each ready instance of the autoscaling mode publishes every minute (the proxy's
+  # requests in flight) and its target tracking policy scales on.
+  load_metric = {
+    namespace  = "ec2-inference"
+    name       = "InFlightRequests"
+    dimensions = { Deployment = var.name }
+  }
+}
+
+# Spot with interruption behaviour stop needs a type EC2 offers as Spot and that boots
+# from EBS (docs.aws.amazon.com/AWSEC2/latest/UserGuide/interruption-behavior.html: a
+# persistent request, no launch group, an EBS root volume). EC2's own description of the
+# type says both; Mac (Dedicated Hosts only) and the High Memory U-*.metal types, for
+# example, are not offered as Spot. Looked up only with use_spot.
+data "aws_ec2_instance_type" "spot" {
+  count         = var.use_spot ? 1 : 0
+  instance_type = var.instance_type
+
+  lifecycle {
+    postcondition {
+      condition     = contains(self.supported_usages_classes, "spot") && contains(self.supported_root_device_types, "ebs")
+      error_message = "use_spot: ${var.instance_type} cannot run as a Spot instance that stops on an interruption (EC2 offers it for ${join(", ", self.supported_usages_classes)}, root devices ${join(", ", self.supported_root_device_types)}; stopping needs Spot and an EBS root volume). Pick another type, e.g. g5.xlarge or g6.xlarge, or use_spot = false."
+    }
+  }
 }
 
 data "aws_ssm_parameter" "ami" {
@@ -69,6 +104,16 @@ locals {
     ACME_SERVER          = var.https.acme_server
     DATA_MOUNT           = local.data_mount
   }
+  # Settings only some configurations have: without them inference.env stays as it was.
+  config_extra = merge(
+    var.model_cache_bucket == null ? {} : { MODEL_CACHE_BUCKET = var.model_cache_bucket },
+    local.single_instance ? {} : {
+      DEPLOYMENT_MODE        = var.deployment_mode
+      LOAD_METRIC_NAMESPACE  = local.load_metric.namespace
+      LOAD_METRIC_NAME       = local.load_metric.name
+      LOAD_METRIC_DIMENSIONS = join(",", [for key, value in local.load_metric.dimensions : "${key}=${value}"])
+    },
+  )
 
   template_vars = {
     name                       = var.name
@@ -95,6 +140,21 @@ locals {
     watchdog_interval          = var.watchdog_interval
     bucket                     = var.scripts_bucket_name
     region                     = var.region
+    model_cache_bucket         = var.model_cache_bucket == null ? "" : var.model_cache_bucket
+    behind_load_balancer       = !local.single_instance
+    trusted_proxy_cidr         = var.vpc_cidr_block
+    keepalive_timeout          = local.nginx_keepalive_timeout
+    idle_stop_minutes          = coalesce(var.idle_stop_minutes, 0)
+    # Timers of the cost controls that this configuration renders (setup-services.sh starts
+    # them) and those it does not (setup-services.sh stops and removes them, should an
+    # earlier apply have turned them on).
+    optional_timers_on  = [for timer, on in local.optional_timers : timer if on]
+    optional_timers_off = [for timer, on in local.optional_timers : timer if !on]
+  }
+
+  optional_timers = {
+    "inference-idle-stop"   = var.idle_stop_minutes != null
+    "inference-spot-notice" = var.use_spot
   }
 
   # File name on the instance => template. Every file lands in /opt/inference/scripts.
@@ -110,8 +170,9 @@ locals {
       "setup-services.sh"          = "setup-services.sh.tftpl"
       "setup-nginx.sh"             = "setup-nginx.sh.tftpl"
       "ecr-login.sh"               = "ecr-login.sh.tftpl"
-      "wait-for-vllm.sh"           = "wait-for-vllm.sh.tftpl"
       "health-watchdog.sh"         = "health-watchdog.sh.tftpl"
+      "refresh-keys.sh"            = "refresh-keys.sh.tftpl"
+      "prune-images.sh"            = "prune-images.sh.tftpl"
       "recovery.sh"                = "recovery.sh.tftpl"
       "update.sh"                  = "update.sh.tftpl"
       "check-services.sh"          = "check-services.sh.tftpl"
@@ -122,19 +183,41 @@ locals {
       "inference-recovery.service" = "inference-recovery.service.tftpl"
       "inference-update.service"   = "inference-update.service.tftpl"
       "inference-update.timer"     = "inference-update.timer.tftpl"
+      "inference-keys.service"     = "inference-keys.service.tftpl"
+      "inference-keys.timer"       = "inference-keys.timer.tftpl"
+      "inference-prune.service"    = "inference-prune.service.tftpl"
+      "inference-prune.timer"      = "inference-prune.timer.tftpl"
       "nginx-site.conf"            = "nginx-site.conf.tftpl"
     },
+    var.idle_stop_minutes != null ? {
+      "idle-stop.sh"                = "idle-stop.sh.tftpl"
+      "inference-idle-stop.service" = "inference-idle-stop.service.tftpl"
+      "inference-idle-stop.timer"   = "inference-idle-stop.timer.tftpl"
+    } : {},
+    var.use_spot ? {
+      "spot-notice.sh"                = "spot-notice.sh.tftpl"
+      "inference-spot-notice.service" = "inference-spot-notice.service.tftpl"
+      "inference-spot-notice.timer"   = "inference-spot-notice.timer.tftpl"
+    } : {},
     var.https.enabled ? {
       "setup-certbot.sh"             = "setup-certbot.sh.tftpl"
       "nginx-acme.conf"              = "nginx-acme.conf.tftpl"
       "inference-cert-renew.service" = "inference-cert-renew.service.tftpl"
       "inference-cert-renew.timer"   = "inference-cert-renew.timer.tftpl"
     } : {},
+    var.model_cache_bucket != null ? {
+      "setup-model-cache.sh" = "setup-model-cache.sh.tftpl"
+    } : {},
+    local.single_instance ? {} : {
+      "publish-load-metric.sh"        = "publish-load-metric.sh.tftpl"
+      "inference-load-metric.service" = "inference-load-metric.service.tftpl"
+      "inference-load-metric.timer"   = "inference-load-metric.timer.tftpl"
+    },
   )
 
   script_contents = merge(
     { for file, template in local.script_templates : file => templatefile("${path.module}/templates/${template}", local.template_vars) },
-    { "inference.env" = templatefile("${path.module}/templates/inference.env.tftpl", { config = local.config }) },
+    { "inference.env" = templatefile("${path.module}/templates/inference.env.tftpl", { config = merge(local.config, local.config_extra) }) },
   )
 
   # The bootstrap names no script and no setting (they reach the instance through the
@@ -147,15 +230,51 @@ locals {
   })
 }
 
-# --- instance -----------------------------------------------------------------------------
+# --- security defaults: every instance of the deployment, whichever mode launches it ------
+
+locals {
+  # The single instance (deployment_mode "instance") uses these here; the autoscaling mode
+  # gets them through the `launch` output for its launch template.
+  single_instance = var.deployment_mode == "instance"
+
+  # IMDSv2 only, and one hop: containers never reach the instance role's credentials.
+  metadata_options = {
+    http_endpoint               = "enabled"
+    http_tokens                 = "required"
+    http_put_response_hop_limit = 1
+    instance_metadata_tags      = "disabled"
+  }
+  root_volume = {
+    volume_type           = "gp3"
+    volume_size           = var.root_volume_size
+    encrypted             = true
+    kms_key_id            = var.volume_kms_key_id
+    delete_on_termination = true
+  }
+  # The model cache volume; setup-data-volume.sh finds it as the one unpartitioned EBS disk
+  # that is not the root disk.
+  data_volume = {
+    device_name = "/dev/sdf"
+    volume_type = "gp3"
+    volume_size = var.data_volume_size
+    encrypted   = true
+    kms_key_id  = var.volume_kms_key_id
+  }
+}
+
+# --- instance (deployment_mode "instance") ------------------------------------------------
 
 # replace_triggered_by needs a resource: this one changes only when instance_version does.
 resource "terraform_data" "instance_version" {
+  count = local.single_instance ? 1 : 0
+
   input = var.instance_version
 }
 
 resource "aws_instance" "this" {
   #checkov:skip=CKV_AWS_88:The instance must be reachable; it takes no public IP from the subnet but gets an Elastic IP.
+  count = local.single_instance ? 1 : 0
+
   ami                    = local.ami_id
   instance_type          = var.instance_type
   subnet_id              = var.subnet_id
@@ -167,6 +286,28 @@ resource "aws_instance" "this" {
   # Linux: there is no Windows administrator password to fetch into state.
   get_password_data = false
 
+  # Stop, never terminate, when the machine powers itself off (the idle stop, a `shutdown`
+  # by hand): the model volume, the Elastic IP and the instance id stay, and a start brings
+  # the same instance back.
+  instance_initiated_shutdown_behavior = "stop"
+
+  # Spot: a persistent request whose interruption stops the instance (EC2 starts it again
+  # when capacity returns). RunInstances sets no expiry on it: it lasts until the instance
+  # is terminated.
+  dynamic "instance_market_options" {
+    for_each = var.use_spot ? [var.spot_max_price] : []
+
+    content {
+      market_type = "spot"
+
+      spot_options {
+        spot_instance_type             = "persistent"
+        instance_interruption_behavior = "stop"
+        max_price                      = instance_market_options.value
+      }
+    }
+  }
+
   # Stable across script and setting changes (see local.user_data): the provider applies a
   # change of user_data by stopping and starting the instance. Replacement is
   # instance_version's job alone.
@@ -174,25 +315,25 @@ resource "aws_instance" "this" {
   user_data_replace_on_change = false
 
   metadata_options {
-    http_endpoint               = "enabled"
-    http_tokens                 = "required"
-    http_put_response_hop_limit = 1
-    instance_metadata_tags      = "disabled"
+    http_endpoint               = local.metadata_options.http_endpoint
+    http_tokens                 = local.metadata_options.http_tokens
+    http_put_response_hop_limit = local.metadata_options.http_put_response_hop_limit
+    instance_metadata_tags      = local.metadata_options.instance_metadata_tags
   }
 
   root_block_device {
-    volume_type           = "gp3"
-    volume_size           = var.root_volume_size
-    encrypted             = true
-    kms_key_id            = var.volume_kms_key_id
-    delete_on_termination = true
+    volume_type           = local.root_volume.volume_type
+    volume_size           = local.root_volume.volume_size
+    encrypted             = local.root_volume.encrypted
+    kms_key_id            = local.root_volume.kms_key_id
+    delete_on_termination = local.root_volume.delete_on_termination
   }
 
   tags = merge(var.tags, { Name = var.name })
 
   lifecycle {
     create_before_destroy = true
-    replace_triggered_by  = [terraform_data.instance_version]
+    replace_triggered_by  = [terraform_data.instance_version[count.index]]
     # A newer AMI behind the SSM parameter must not replace a running instance; it is
     # picked up at the next instance_version bump.
     ignore_changes = [ami]
@@ -206,28 +347,12 @@ resource "aws_instance" "this" {
       error_message = "HTTPS needs acme_email: Let's Encrypt sends certificate expiry notices there."
     }
     precondition {
+      condition     = !var.enable_waf
+      error_message = "enable_waf needs deployment_mode = \"autoscaling\": the web ACL attaches to the load balancer, which only the autoscaling mode has."
+    }
+    precondition {
       condition     = var.https.enabled || var.allow_plaintext_http || length(local.wide_open_cidrs) == 0
       error_message = "Without HTTPS the API key and every prompt would cross the internet in clear text, open to ${join(", ", local.wide_open_cidrs)}. Choose one: (1) serve HTTPS: set domain_name, acme_email and enable_https = true; (2) narrow allowed_cidr_blocks to your own networks, each /16 or longer, e.g. [\"203.0.113.0/24\"]; (3) accept plain HTTP explicitly: allow_plaintext_http = true."
-    }
-    precondition {
-      condition     = !(var.use_gpu && var.architecture == "arm64")
-      error_message = "GPU instances must be x86_64: ${var.instance_type} is a Graviton (arm64) type, and the vLLM GPU image and the Deep Learning AMI used here are x86_64 only. Pick an x86_64 GPU type such as g5.xlarge, or use_gpu = false."
-    }
-    precondition {
-      condition     = var.proxy.max_timeout >= var.proxy.default_timeout
-      error_message = "max_proxy_timeout must be greater than or equal to default_proxy_timeout."
-    }
-    precondition {
-      condition     = var.use_gpu || var.vllm.tensor_parallel_size == 1
-      error_message = "tensor_parallel_size must be 1 without a GPU (use_gpu = false)."
-    }
-    precondition {
-      condition     = local.gpu_count == null || var.vllm.tensor_parallel_size <= coalesce(local.gpu_count, 0)
-      error_message = "tensor_parallel_size (${var.vllm.tensor_parallel_size}) exceeds the ${coalesce(local.gpu_count, 0)} GPU(s) of ${var.instance_type}."
-    }
-    precondition {
-      condition     = length(local.user_data) <= 16384
-      error_message = "The rendered bootstrap user_data exceeds EC2's 16 KB limit."
     }
   }
 }
@@ -235,19 +360,23 @@ resource "aws_instance" "this" {
 # --- model cache volume: survives instance replacement ------------------------------------
 
 resource "aws_ebs_volume" "data" {
+  count = local.single_instance ? 1 : 0
+
   availability_zone = var.availability_zone
-  type              = "gp3"
-  size              = var.data_volume_size
-  encrypted         = true
-  kms_key_id        = var.volume_kms_key_id
+  type              = local.data_volume.volume_type
+  size              = local.data_volume.volume_size
+  encrypted         = local.data_volume.encrypted
+  kms_key_id        = local.data_volume.kms_key_id
 
   tags = merge(var.tags, { Name = "${var.name}-models" })
 }
 
 resource "aws_volume_attachment" "data" {
-  device_name = "/dev/sdf"
-  volume_id   = aws_ebs_volume.data.id
-  instance_id = aws_instance.this.id
+  count = local.single_instance ? 1 : 0
+
+  device_name = local.data_volume.device_name
+  volume_id   = aws_ebs_volume.data[0].id
+  instance_id = aws_instance.this[0].id
   # On replacement the old instance is stopped before the volume moves, so the file
   # system is unmounted cleanly.
   stop_instance_before_detaching = true

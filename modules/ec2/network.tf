@@ -60,6 +60,8 @@ resource "aws_vpc_security_group_egress_rule" "web" {
 }
 
 resource "aws_eip" "this" {
+  count = local.single_instance ? 1 : 0
+
   domain = "vpc"
 
   tags = merge(var.tags, { Name = var.name })
@@ -68,6 +70,8 @@ resource "aws_eip" "this" {
 # A separate association (not aws_eip.instance) so that the address survives a
 # replacement: only the association moves to the new instance.
 resource "aws_eip_association" "this" {
-  allocation_id = aws_eip.this.allocation_id
-  instance_id   = aws_instance.this.id
+  count = local.single_instance ? 1 : 0
+
+  allocation_id = aws_eip.this[0].allocation_id
+  instance_id   = aws_instance.this[0].id
 }

@@ -36,6 +36,11 @@ variable "subnet_id" {
   type        = string
 }
 
+variable "vpc_cidr_block" {
+  description = "IPv4 CIDR block of the VPC: behind the load balancer (autoscaling mode), NGINX trusts X-Forwarded-For from addresses in it."
+  type        = string
+}
+
 variable "availability_zone" {
   description = "Availability zone of subnet_id; the data volume must live in the same zone."
   type        = string
@@ -49,6 +54,18 @@ variable "tags" {
 }
 
 # --- instance -----------------------------------------------------------------------------
+
+variable "enable_waf" {
+  description = "A WAF web ACL was asked for. Only the autoscaling mode has the load balancer it attaches to: true is refused in the instance mode (the module creates no WAF itself)."
+  type        = bool
+  nullable    = false
+}
+
+variable "deployment_mode" {
+  description = "How instances are run: \"instance\" creates the single instance here (with its Elastic IP and model cache volume); \"autoscaling\" creates none, and modules/autoscaling launches them from the `launch` output."
+  type        = string
+  nullable    = false
+}
 
 variable "instance_type" {
   description = "EC2 instance type, e.g. g5.xlarge (GPU) or c7i.2xlarge (CPU)."
@@ -119,6 +136,22 @@ variable "ssh_cidr_blocks" {
   nullable    = false
 }
 
+variable "use_spot" {
+  description = "Run on Spot capacity, and render the timer that logs the 2-minute interruption notice and drains the proxy. The single instance (instance mode) is a persistent Spot request whose interruption behaviour is stop (the instance id, the Elastic IP and the data volume survive; EC2 starts the instance again when capacity returns); the autoscaling mode's Spot is modules/autoscaling's mixed-instances policy."
+  type        = bool
+  nullable    = false
+}
+
+variable "spot_max_price" {
+  description = "Highest hourly Spot price in USD (a string such as \"0.60\"). Null: up to the On-Demand price."
+  type        = string
+}
+
+variable "idle_stop_minutes" {
+  description = "Minutes without an API request after which the single instance stops itself (a timer reads the proxy's metrics; the shutdown behaviour is stop). Refused in the autoscaling mode, whose group would replace a stopped instance. Null: never."
+  type        = number
+}
+
 variable "instance_version" {
   description = "Bump to replace the instance: the volume attachment and Elastic IP association are replaced delete-first (the old instance is stopped and detached), the new instance is launched and gets both, the old one is terminated. Script changes alone never replace it."
   type        = number
@@ -179,13 +212,18 @@ variable "https" {
   nullable = false
 }
 
+variable "model_cache_bucket" {
+  description = "S3 bucket (in the deployment's region) that holds the model under <model id>/, synced to the model volume before vLLM starts; the instance role may read that prefix. Null: vLLM downloads from Hugging Face."
+  type        = string
+}
+
 variable "hf_token_parameter_name" {
   description = "Name of the SSM SecureString parameter holding the Hugging Face token (read at boot; may be absent for public models). Null: /<name>/hf_token, one per deployment."
   type        = string
 }
 
 variable "api_keys_parameter_name" {
-  description = "Name of the SSM SecureString parameter holding the proxy's API keys (comma-separated). Created with a random key at first boot when missing. Null: /<name>/api_keys, one per deployment."
+  description = "Name of the SSM SecureString parameter holding the proxy's API keys (a JSON key set or a comma list), refreshed on the instance every minute. Created with a random key at first boot when missing. Null: /<name>/api_keys, one per deployment."
   type        = string
 }
 

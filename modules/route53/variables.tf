@@ -21,14 +21,19 @@ variable "record_name" {
 }
 
 variable "ip_addresses" {
-  description = "IPv4 addresses the A record points at (the instance's Elastic IP)."
+  description = "IPv4 addresses the A record points at (the instance's Elastic IP). Empty when alias is given."
   type        = list(string)
+  default     = []
   nullable    = false
+}
 
-  validation {
-    condition     = length(var.ip_addresses) > 0
-    error_message = "ip_addresses needs at least one address."
-  }
+variable "alias" {
+  description = "Make the record an alias of this AWS target instead (a load balancer: its DNS name and hosted zone ID), answered with the target's current addresses and only while it is healthy. Null: the record holds ip_addresses."
+  type = object({
+    name    = string
+    zone_id = string
+  })
+  default = null
 }
 
 variable "ttl" {

@@ -25,8 +25,9 @@ output "s3_endpoint_id" {
 }
 
 output "private_subnet_ids" {
-  description = "IDs of the private subnets (empty unless enable_private_subnets)."
+  description = "IDs of the private subnets (empty unless enable_private_subnets). What uses them waits for their routes (NAT gateway, S3 endpoint), so an instance launched into one reaches the internet from its first boot."
   value       = aws_subnet.private[*].id
+  depends_on  = [aws_route.private_nat, aws_route_table_association.private, aws_vpc_endpoint.s3]
 }
 
 output "nat_gateway_id" {

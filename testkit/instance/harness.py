@@ -15,8 +15,10 @@ What `up` does, in order (every step is recorded in `state.json` before the next
 3. a sidecar container that owns the network namespace, a veth pair, DNAT rules
    (testkit/instance/network.py), and the services in that namespace
    (testkit/instance/services.py);
-4. moto: the scripts bucket with the applied objects, an EC2 instance and the data volume
-   attached to it at /dev/sdf (the scripts ask EC2 which volume that is);
+4. moto: IAM first (testkit/instance/iam.py: the instance role with the applied policy,
+   an administrator for the harness, then every call checked), the scripts bucket with the
+   applied objects, an EC2 instance and the data volume attached to it at /dev/sdf (the
+   scripts ask EC2 which volume that is);
 5. the data volume: a sparse file on a loop device, given to the container under the
    host's name for it (blkid finds labels by scanning /proc/partitions) and linked as
    EBS links it on Nitro: /dev/disk/by-id/nvme-Amazon_Elastic_Block_Store_vol<id>;
@@ -41,16 +43,16 @@ import ssl
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import boto3
 import docker
 import httpx
 
 from testkit import render
-from testkit.instance import aws_front, network, services
+from testkit.instance import aws_front, iam, network, services
 from testkit.instance import images as instance_images
 from testkit.processes import Service, stop_process_group
 
@@ -59,13 +61,16 @@ AVAILABILITY_ZONE = f"{REGION}a"
 ECR_HOST = f"{services.MOTO_ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com"
 DOMAIN = "sim.test"
 SUBDOMAIN = "llm"
-ROLE = "ec2i-instance-role"
+ROLE = iam.ROLE
 DATA_VOLUME_BYTES = 4 * 1024**3
 READY_TIMEOUT = 600.0
 LABEL = "org.ec2-inference.instance"
-CASES = ("cpu", "https")
+CASES = ("cpu", "https", "autoscaling")
+# The autoscaling case's S3 model cache (model_cache_bucket), filled in moto before the boot.
+MODEL_CACHE_BUCKET = "ec2i-sim-models"
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 TRUST_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
+SHUTDOWN_LOG = "/var/log/ec2i-shutdown-calls.log"
 
 
 class InstanceError(RuntimeError):
@@ -93,6 +98,8 @@ class State:
     started_at: float | None = None  # wall clock of the current container's (re)start
     ready_seconds: list[float] = field(default_factory=list)  # start -> /ready, per boot
     converged_seconds: list[float] = field(default_factory=list)  # start -> main-setup done
+    identity: dict[str, Any] | None = None  # testkit/instance/iam.py: who may call moto
+    missing_permissions: list[str] = field(default_factory=list)  # left out of the role
 
 
 class Instance:
@@ -174,6 +181,17 @@ class Instance:
                 # sends them to CloudWatch, this one proves the other path.
                 "enable_cloudwatch_logs": False,
             }
+        if self.state.case == "autoscaling":
+            # One instance of the group, booted behind nothing: the test client plays the
+            # load balancer (plain HTTP to NGINX on port 80, as the target group does).
+            values |= {
+                "deployment_mode": "autoscaling",
+                "domain_name": DOMAIN,
+                "subdomain": SUBDOMAIN,
+                "route53_zone_id": "Z0SIMULATED000000000",
+                "create_route53_records": False,
+                "model_cache_bucket": MODEL_CACHE_BUCKET,
+            }
         return values
 
     @property
@@ -191,6 +209,10 @@ class Instance:
         self.save()
         self.applied = self.deployment.apply(self.state.tfvars)
         self._save_applied()
+        if self.state.identity:
+            _trust, policy = self.role_policies()
+            iam.put_role_policy(self.moto_url, iam.Identity.from_dict(self.state.identity),
+                                policy, REGION, self.state.missing_permissions)
         if self.state.sidecar:
             self.mirror_log_group()
             self.upload_scripts()
@@ -202,7 +224,7 @@ class Instance:
         saved = self.dir / "applied.json"
         if self.applied is None and saved.exists():
             data = json.loads(saved.read_text())
-            self.applied = render.Applied(data["files"], data["outputs"], {})
+            self.applied = render.Applied(data["files"], data["outputs"], data["resources"])
         if self.applied is None:
             self.applied = self.deployment.apply(self.state.tfvars)
             self._save_applied()
@@ -210,8 +232,28 @@ class Instance:
 
     def _save_applied(self) -> None:
         assert self.applied is not None
+        # Of the state's resources, the instance role and its policies (for moto's IAM).
+        roles = {address: values for address, values in self.applied.resources.items()
+                 if address.split(".")[-2] in ("aws_iam_role", "aws_iam_role_policy")}
         (self.dir / "applied.json").write_text(json.dumps(
-            {"files": self.applied.files, "outputs": self.applied.outputs}))
+            {"files": self.applied.files, "outputs": self.applied.outputs, "resources": roles}))
+
+    def role_policies(self) -> tuple[str, str]:
+        """(trust policy, permissions) of the instance role the apply made: every inline
+        policy of the role EC2 may assume, merged into one document."""
+        resources = self.files().resources
+        roles = [values for address, values in resources.items()
+                 if address.split(".")[-2] == "aws_iam_role"
+                 and "ec2.amazonaws.com" in values["assume_role_policy"]]
+        if len(roles) != 1:
+            raise InstanceError(f"expected one instance role in the apply, found {len(roles)}")
+        role = roles[0]
+        statements = [statement for address, values in resources.items()
+                      if address.split(".")[-2] == "aws_iam_role_policy"
+                      and values["role"] in (role["name"], role["id"])
+                      for statement in json.loads(values["policy"])["Statement"]]
+        return role["assume_role_policy"], json.dumps(
+            {"Version": "2012-10-17", "Statement": statements})
 
     # --- AWS, locally ----------------------------------------------------------------
 
@@ -220,9 +262,17 @@ class Instance:
         return f"http://{self.addresses.instance}:{services.MOTO_PORT}"
 
     def aws(self, service: str) -> Any:
-        return boto3.client(service, region_name=REGION, endpoint_url=self.moto_url,
-                            aws_access_key_id="testing",
-                            aws_secret_access_key="testing")  # noqa: S106 (moto takes any)
+        """A client of this instance's AWS (moto) with the harness's administrator keys."""
+        keys = iam.Identity.from_dict(self.state.identity).harness if self.state.identity \
+            else None
+        return iam.client(self.moto_url, service, REGION, keys)
+
+    def setup_iam(self) -> None:
+        """The instance role with the applied policy; from here moto checks every call."""
+        trust, policy = self.role_policies()
+        self.state.identity = iam.setup(self.moto_url, trust, policy, REGION,
+                                        self.state.missing_permissions).as_dict()
+        self.save()
 
     def upload_scripts(self) -> None:
         applied = self.files()
@@ -246,6 +296,17 @@ class Instance:
         logs = self.aws("logs")
         with contextlib.suppress(logs.exceptions.ResourceAlreadyExistsException):
             logs.create_log_group(logGroupName=name)
+
+    def fill_model_cache(self) -> None:
+        """The autoscaling case's model_cache_bucket: the model's files under <model id>/,
+        as a user uploads them once (docs/OPERATIONS.md)."""
+        model = self.files().files["inference.env"].split("MODEL_ID='")[1].split("'")[0]
+        s3 = self.aws("s3")
+        with contextlib.suppress(s3.exceptions.BucketAlreadyOwnedByYou):
+            s3.create_bucket(Bucket=MODEL_CACHE_BUCKET)
+        for name, body in (("config.json", json.dumps({"model_type": "simulated"})),
+                           ("model.safetensors", "simulated weights\n")):
+            s3.put_object(Bucket=MODEL_CACHE_BUCKET, Key=f"{model}/{name}", Body=body.encode())
 
     def delete_scripts(self) -> None:
         s3 = self.aws("s3")
@@ -283,6 +344,9 @@ class Instance:
         (root / "user-data").write_text(self.files().files[render.BOOTSTRAP])
         now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         expires = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 6 * 3600))
+        if self.state.identity is None:
+            raise InstanceError("the instance role has no credentials yet (setup_iam)")
+        role = iam.Identity.from_dict(self.state.identity).instance
         metadata = {
             "instance-id": self.state.ec2_instance_id,
             "instance-type": "m7i.xlarge",
@@ -297,11 +361,21 @@ class Instance:
                          f"arn:aws:iam::{services.MOTO_ACCOUNT}:instance-profile/{ROLE}"},
             f"iam/security-credentials/{ROLE}": {
                 "Code": "Success", "LastUpdated": now, "Type": "AWS-HMAC",
-                "AccessKeyId": "ASIAEC2ISIMULATED000", "SecretAccessKey": "simulated",
-                "Token": "simulated-session-token", "Expiration": expires,
+                "AccessKeyId": role.access_key_id, "SecretAccessKey": role.secret_access_key,
+                "Token": role.session_token, "Expiration": expires,
             },
         }
         (root / "meta-data.json").write_text(json.dumps(metadata))
+
+    def aws_env(self) -> dict[str, str]:
+        """Environment for a tool run on the host against this instance's AWS (moto), e.g.
+        `python tools/keys.py` as an operator runs it."""
+        if self.state.identity is None:
+            raise InstanceError("moto has no harness credentials yet (setup_iam)")
+        keys = iam.Identity.from_dict(self.state.identity).harness
+        return {**os.environ, "AWS_ENDPOINT_URL": self.moto_url, "AWS_DEFAULT_REGION": REGION,
+                "AWS_ACCESS_KEY_ID": keys.access_key_id,
+                "AWS_SECRET_ACCESS_KEY": keys.secret_access_key}
 
     def api_keys_parameter(self) -> str:
         """The SSM parameter of the API keys (from the root output `api_key_command`)."""
@@ -309,9 +383,13 @@ class Instance:
         return command.split("--name ")[1].split()[0]
 
     def api_keys(self) -> list[str]:
+        """The keys in the parameter: a comma list (what a first boot creates) or a JSON
+        key set (what tools/keys.py writes), in their order."""
         value = self.aws("ssm").get_parameter(Name=self.api_keys_parameter(),
-                                              WithDecryption=True)
-        return [key for key in value["Parameter"]["Value"].split(",") if key]
+                                              WithDecryption=True)["Parameter"]["Value"]
+        if value.lstrip().startswith("{"):
+            return [entry["key"] for entry in json.loads(value)["keys"]]
+        return [key.strip() for key in value.split(",") if key.strip()]
 
     # --- the namespace and its services ----------------------------------------------
 
@@ -411,6 +489,16 @@ class Instance:
         assert self.state.volume_id is not None
         return ("/dev/disk/by-id/nvme-Amazon_Elastic_Block_Store_"
                 + self.state.volume_id.replace("-", ""))
+
+    def grow_data_volume(self, size_bytes: int) -> None:
+        """What `aws ec2 modify-volume --size` does: the volume (and moto's record of it)
+        grows in place; the instance sees the larger device at once."""
+        assert self.state.loop_device is not None and self.state.volume_id is not None
+        with (self.dir / "data-volume.img").open("r+b") as file:
+            file.truncate(size_bytes)
+        network.run(["losetup", "--set-capacity", self.state.loop_device])
+        self.aws("ec2").modify_volume(VolumeId=self.state.volume_id,
+                                      Size=size_bytes // 1024**3)
 
     # --- the instance container ------------------------------------------------------
 
@@ -558,18 +646,26 @@ class Instance:
 
     # --- the operations --------------------------------------------------------------
 
-    def up(self, upload_scripts: bool = True, wait: bool = True) -> dict[str, Any]:
+    def up(self, upload_scripts: bool = True, wait: bool = True,
+           missing_permissions: Sequence[str] = (),
+           tfvars: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Boot. `missing_permissions`: IAM actions left out of the instance role; `tfvars`:
+        variables of the root module on top of the case's (e.g. use_spot)."""
         try:
             tags = instance_images.ensure_images(self.docker, self.dir)
             if not self.state.tfvars:
-                self.state.tfvars = self.base_tfvars(tags)
-                self.save()
+                self.state.tfvars = self.base_tfvars(tags) | (tfvars or {})
+            self.state.missing_permissions = list(missing_permissions)
+            self.save()
             self.files()
             self.start_network()
             self.start_services()
             self.mirror_log_group()
+            self.setup_iam()
             if upload_scripts:
                 self.upload_scripts()
+            if self.state.case == "autoscaling":
+                self.fill_model_cache()
             self.launch_ec2_instance()
             self.write_metadata()
             self.attach_loop_device()
@@ -626,7 +722,8 @@ class Instance:
         return self.start(wait)
 
     def start(self, wait: bool = True) -> float | None:
-        """Start the stopped instance (same disks); with `wait`, the seconds until /ready."""
+        """Start the stopped instance with its disks (what `aws ec2 start-instances` does
+        after a stop: the idle stop's poweroff, a schedule); seconds until /ready."""
         self.state.started_at = time.time()
         self.save()
         network.run(["docker", "start", self.container])
@@ -635,6 +732,45 @@ class Instance:
         seconds = self.wait_ready()
         self.wait_converged()
         return seconds
+
+    def running(self) -> bool:
+        """Whether the instance is up (its container runs; false once it powered off)."""
+        state = self.docker.containers.get(self.container).attrs["State"]
+        return bool(state["Running"])
+
+    def announce_spot_interruption(self, action: str = "stop", seconds: int = 120) -> str:
+        """Serve the notice EC2 gives two minutes before it interrupts a Spot instance:
+        spot/instance-action in the instance metadata, {"action", "time"} (404 until
+        then). Returns the notice as IMDS serves it."""
+        path = self.dir / "imds" / "meta-data.json"
+        metadata = json.loads(path.read_text())
+        when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + seconds))
+        metadata["spot/instance-action"] = {"action": action, "time": when}
+        path.write_text(json.dumps(metadata))
+        return json.dumps(metadata["spot/instance-action"])
+
+    def interrupt_spot(self, wait: bool = True) -> float | None:
+        """The interruption itself, behaviour stop: EC2 stops the instance (a clean halt)
+        and, once capacity returns, starts it again with its disks, its id and its address;
+        the notice is gone by then. Seconds from the start until /ready."""
+        self.write_metadata()
+        return self.reboot(wait)
+
+    def record_shutdowns(self) -> str:
+        """Divert the instance's `shutdown` (dpkg-divert, as an administrator would) to a
+        wrapper that appends each call, with the caller's arguments and cgroup (its
+        systemd unit), to SHUTDOWN_LOG, then runs the real one: the shipped scripts stay
+        as they are and the machine still powers off. Returns the log's path."""
+        wrapper = (
+            "#!/bin/bash\n"
+            "# Boot tests (testkit/instance/harness.py): record the call, then shut down.\n"
+            f"{{ date -Is; echo \"argv: $*\"; cat /proc/$$/cgroup; }} >>{SHUTDOWN_LOG}\n"
+            "exec -a shutdown /usr/sbin/shutdown.distrib \"$@\"\n")
+        self.exec("dpkg-divert", "--local", "--rename", "--divert",
+                  "/usr/sbin/shutdown.distrib", "--add", "/usr/sbin/shutdown")
+        self.exec("bash", "-c", f"cat >/usr/sbin/shutdown <<'EOF'\n{wrapper}EOF\n"
+                  "chmod 0755 /usr/sbin/shutdown")
+        return SHUTDOWN_LOG
 
     def replace(self, wait: bool = True) -> float | None:
         """A new instance (new root disk, new instance id) on the same data volume."""

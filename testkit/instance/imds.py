@@ -12,7 +12,10 @@ What it serves is read from DIR at every request, so the harness changes it betw
 (a new apply's user_data, a replacement's instance id): `user-data` (bytes as EC2 returns
 them) and `meta-data.json` (`{"instance-id": ..., "placement/availability-zone": ...,
 "public-ipv4": ..., "iam/security-credentials/<role>": {...}}`, paths under
-/latest/meta-data/; a directory listing is made from the keys).
+/latest/meta-data/; a directory listing is made from the keys). A Spot interruption notice
+is one more key, `"spot/instance-action": {"action": "stop", "time": ...}`, which the harness
+adds on demand (`Instance.announce_spot_interruption`); without it the path is a 404, as on
+EC2 when no interruption is planned.
 """
 
 from __future__ import annotations

@@ -32,6 +32,7 @@ ID_PREFIXES = {
     "aws_network_interface": "eni-",
     "aws_vpc_endpoint": "vpce-",
     "aws_key_pair": "key-",
+    "aws_launch_template": "lt-",
 }
 # Resources whose id is one of their own arguments.
 ID_FROM_ARGUMENT = {
@@ -49,7 +50,16 @@ ID_FROM_ARGUMENT = {
     "aws_cloudwatch_log_group": "name",
     "aws_cloudwatch_metric_alarm": "alarm_name",
     "aws_cloudwatch_dashboard": "dashboard_name",
+    "aws_autoscaling_group": "name",
+    "aws_autoscaling_policy": "name",
 }
+# Elastic Load Balancing and ACM: the id is the ARN (see load_balancing_arn).
+ARN_IDS = frozenset({"aws_lb", "aws_lb_target_group", "aws_lb_listener", "aws_lb_listener_rule",
+                     "aws_acm_certificate"})
+# Canonical hosted zone IDs of Application Load Balancers per region (for alias records).
+ALB_ZONE_IDS = {"us-east-1": "Z35SXDOTRQ7X7K", "us-east-2": "Z3AADJGX6KTTL2",
+                "us-west-2": "Z1H1FL5HABSF5", "eu-west-1": "Z32O12XQLNTSW2",
+                "eu-central-1": "Z215JYRZR1TBD5"}
 SERVICES = {
     "iam": "iam", "s3": "s3", "ecr": "ecr", "ssm": "ssm", "kms": "kms",
     "cloudwatch": "logs", "route53": "route53", "lambda": "lambda", "sns": "sns",
@@ -66,7 +76,32 @@ def service_of(tf_type: str) -> str:
     return SERVICES.get(word, "ec2")
 
 
-def fake_id(tf_type: str, known: dict[str, Any], seed: str) -> str:
+def uuid_like(seed: str) -> str:
+    return f"{seed[:8]}-{seed[8:12]}-{seed[12:16]}-{seed[16:20]}-{seed[20:32]}"
+
+
+def load_balancing_arn(tf_type: str, known: dict[str, Any], seed: str, region: str) -> str:
+    """The ARN (and id) of an ALB, target group, listener, listener rule or certificate."""
+    prefix = f"arn:{PARTITION}:elasticloadbalancing:{region}:{ACCOUNT_ID}"
+    name = known.get("name") or f"tf-{seed[:8]}"
+    if tf_type == "aws_lb":
+        return f"{prefix}:loadbalancer/app/{name}/{seed[:16]}"
+    if tf_type == "aws_lb_target_group":
+        return f"{prefix}:targetgroup/{name}/{seed[:16]}"
+    if tf_type == "aws_lb_listener":
+        parent = str(known.get("load_balancer_arn") or f"{prefix}:loadbalancer/app/lb/0")
+        return f"{parent.replace(':loadbalancer/', ':listener/')}/{seed[:16]}"
+    if tf_type == "aws_lb_listener_rule":
+        parent = str(known.get("listener_arn") or f"{prefix}:listener/app/lb/0/0")
+        return f"{parent.replace(':listener/', ':listener-rule/')}/{seed[:16]}"
+    return f"arn:{PARTITION}:acm:{region}:{ACCOUNT_ID}:certificate/{uuid_like(seed)}"
+
+
+def fake_id(tf_type: str, known: dict[str, Any], seed: str, region: str = "us-east-1") -> str:
+    if tf_type in ARN_IDS:
+        return load_balancing_arn(tf_type, known, seed, region)
+    if tf_type == "aws_wafv2_web_acl":
+        return uuid_like(seed)
     argument = ID_FROM_ARGUMENT.get(tf_type)
     if argument and isinstance(known.get(argument), str):
         return str(known[argument])
@@ -93,11 +128,24 @@ def fake_id(tf_type: str, known: dict[str, Any], seed: str) -> str:
     return f"{tf_type.removeprefix('aws_').replace('_', '-')}-{seed[:12]}"
 
 
-def fake_arn(tf_type: str, resource_id: str, region: str) -> str:
-    if tf_type in ("aws_sns_topic", "aws_sns_topic_subscription"):
+def fake_arn(tf_type: str, resource_id: str, region: str, state: dict[str, Any] | None = None
+             ) -> str:
+    state = state or {}
+    if tf_type in ARN_IDS or tf_type in ("aws_sns_topic", "aws_sns_topic_subscription"):
         return resource_id
     if tf_type == "aws_cloudwatch_metric_alarm":
         return f"arn:{PARTITION}:cloudwatch:{region}:{ACCOUNT_ID}:alarm:{resource_id}"
+    if tf_type == "aws_autoscaling_group":
+        return (f"arn:{PARTITION}:autoscaling:{region}:{ACCOUNT_ID}:autoScalingGroup:"
+                f"{uuid_like(digest(resource_id))}:autoScalingGroupName/{resource_id}")
+    if tf_type == "aws_autoscaling_policy":
+        group = state.get("autoscaling_group_name")
+        return (f"arn:{PARTITION}:autoscaling:{region}:{ACCOUNT_ID}:scalingPolicy:"
+                f"{uuid_like(digest(resource_id))}:autoScalingGroupName/{group}:"
+                f"policyName/{resource_id}")
+    if tf_type == "aws_wafv2_web_acl":
+        return (f"arn:{PARTITION}:wafv2:{region}:{ACCOUNT_ID}:regional/webacl/"
+                f"{state.get('name')}/{resource_id}")
     service = service_of(tf_type)
     kind = tf_type.removeprefix("aws_")
     if service == "iam":
@@ -131,7 +179,13 @@ def computed_string(tf_type: str, name: str, state: dict[str, Any], seed: str,
     """A plausible value for computed string attribute `name` of a new `tf_type`."""
     resource_id = str(state.get("id") or "")
     if name == "arn":
-        return fake_arn(tf_type, resource_id, region)
+        return fake_arn(tf_type, resource_id, region, state)
+    if name == "arn_suffix" and tf_type in ("aws_lb", "aws_lb_target_group"):
+        return resource_id.split(":", 5)[5].removeprefix("loadbalancer/")
+    if tf_type == "aws_lb" and name == "dns_name":
+        return f"{state.get('name')}-{int(seed[:8], 16) % 10**10}.{region}.elb.amazonaws.com"
+    if tf_type == "aws_lb" and name == "zone_id":
+        return ALB_ZONE_IDS.get(region, "Z" + seed[:13].upper())
     if name == "dashboard_arn":
         return f"arn:{PARTITION}:cloudwatch::{ACCOUNT_ID}:dashboard/{resource_id}"
     if name in ("owner_id", "registry_id", "account_id"):
@@ -180,6 +234,19 @@ def computed_string(tf_type: str, name: str, state: dict[str, Any], seed: str,
     return f"{name.replace('_', '-')}-{seed[:12]}"
 
 
+def computed_collection(tf_type: str, name: str, state: dict[str, Any], seed: str) -> Any:
+    """A plausible value for a computed list or set, or None when an empty one will do."""
+    if tf_type == "aws_acm_certificate" and name == "domain_validation_options":
+        domains = [state.get("domain_name"), *(state.get("subject_alternative_names") or [])]
+        return [{"domain_name": domain,
+                 "resource_record_name": f"_{digest(seed, domain)[:32]}.{domain}.",
+                 "resource_record_type": "CNAME",
+                 "resource_record_value":
+                     f"_{digest(domain, seed)[:32]}.jkddzztszm.acm-validations.aws."}
+                for domain in domains if isinstance(domain, str)]
+    return None
+
+
 def user_data_hash(user_data: str) -> str:
     """What aws_instance stores for user_data: the SHA-1 (hex) of the bytes EC2 runs, i.e.
     of the base64-decoded value when the text is valid base64, else of the text."""
@@ -199,6 +266,10 @@ ZONE_LETTERS = "abcdef"
 # offered in all six. Tests use them to place an instance where the first zone does not
 # offer its type, and to see a type the region does not have at all.
 SCARCE_OFFERINGS = {"p4d.24xlarge": "bc", "p5.48xlarge": "cd", "u7in-32tb.224xlarge": ""}
+# Instance types EC2 offers On-Demand only, never as Spot, as DescribeInstanceTypes reports
+# them (SupportedUsageClasses): Mac instances (Dedicated Hosts only) and the High Memory
+# U-*.metal types. Every other type answers on-demand and spot.
+ON_DEMAND_ONLY_PREFIXES = ("mac", "u-")
 
 
 def ssm_ami_id(name: str) -> str:
@@ -281,10 +352,13 @@ def data_source_values(tf_type: str, config: dict[str, Any], region: str) -> dic
         # NVMe instance store: the "d" types (c5d, m6id, g4dn, p4d) and every g5, g6, p5.
         family = instance_type.split(".")[0]
         storage = "d" in family[2:] or family.startswith(("g5", "g6", "p5"))
+        usages = ["on-demand"] if instance_type.startswith(ON_DEMAND_ONLY_PREFIXES) \
+            else ["on-demand", "spot"]
         return {"id": instance_type, "instance_type": instance_type, "default_vcpus": 4,
                 "memory_size": 16384, "current_generation": True,
                 "instance_storage_supported": storage,
                 "supported_architectures": ["x86_64"],
+                "supported_usages_classes": usages, "supported_root_device_types": ["ebs"],
                 "gpus": [{"count": gpus, "manufacturer": "NVIDIA", "memory_size": 24576,
                           "name": "A10G"}] if gpus else []}
     if tf_type == "aws_ec2_instance_type_offerings":

@@ -64,6 +64,13 @@ class Provider:
         for name, state_func in STATE_FUNCS.get(tf_type, {}).items():
             if isinstance(planned.get(name), str):
                 planned[name] = state_func(planned[name])
+        versioned = VERSIONED.get(tf_type)
+        if versioned is not None and prior is not None and any(
+                prior.get(key) != planned.get(key) for key in versioned):
+            # A new version: what refers to the latest (an Auto Scaling group) sees a change.
+            planned["latest_version"] = UNKNOWN
+            if planned.get("update_default_version"):
+                planned["default_version"] = UNKNOWN
         return planned
 
     def requires_replace(self, tf_type: str, prior: Json | None,
@@ -84,7 +91,8 @@ class Provider:
         injected = f"creating {tf_type}: injected failure ({FAIL_CREATE_ENV})"
         return CREATE_FAILURES.get(tf_type, injected)
 
-    def apply(self, tf_type: str, planned: Json | None) -> Json | None:
+    def apply(self, tf_type: str, planned: Json | None, prior: Json | None = None
+              ) -> Json | None:
         if planned is None:
             return None
         block = self.resource_block(tf_type)
@@ -92,7 +100,11 @@ class Provider:
         seed = self._seed(tf_type, known)
         state = dict(planned)
         if state.get("id") is UNKNOWN:
-            state["id"] = fakes.fake_id(tf_type, known, seed)
+            state["id"] = fakes.fake_id(tf_type, known, seed, self.region)
+        if prior is not None and tf_type in VERSIONED:
+            for name in ("latest_version", "default_version"):
+                if state.get(name) is UNKNOWN and isinstance(prior.get(name), int):
+                    state[name] = prior[name] + 1
 
         def fill(name: str, attr: Json, value: Any, scope: Json) -> Any:
             if value is not UNKNOWN:
@@ -120,6 +132,8 @@ class Provider:
     def read_data(self, tf_type: str, config: Json) -> Json:
         block = self.data_block(tf_type)
         answers = fakes.data_source_values(tf_type, config, self.region)
+        if tf_type == "aws_default_tags":
+            answers = {"id": "aws", "tags": dict(self.default_tags)}
         seed = fakes.digest(tf_type, config)
 
         def fill(name: str, attr: Json, value: Any, scope: Json) -> Any:
@@ -147,6 +161,23 @@ CREATE_FAILURES = {
         "creating EC2 Instance: operation error EC2: RunInstances, https response error "
         "StatusCode: 500, api error InsufficientInstanceCapacity: We currently do not have "
         "sufficient capacity in the Availability Zone you requested."),
+}
+
+# Resources whose change is a new version, not an update of the one: a change of any of
+# these arguments plans latest_version (and, with update_default_version, default_version)
+# anew, and the apply makes it the next number. internal/service/ec2/ec2_launch_template.go
+# (resourceLaunchTemplateUpdate: updateKeys -> CreateLaunchTemplateVersion).
+VERSIONED: dict[str, tuple[str, ...]] = {
+    "aws_launch_template": (
+        "block_device_mappings", "capacity_reservation_specification", "cpu_options",
+        "credit_specification", "description", "disable_api_stop", "disable_api_termination",
+        "ebs_optimized", "elastic_gpu_specifications", "elastic_inference_accelerator",
+        "enclave_options", "hibernation_options", "iam_instance_profile", "image_id",
+        "instance_initiated_shutdown_behavior", "instance_market_options",
+        "instance_requirements", "instance_type", "kernel_id", "key_name",
+        "license_specification", "metadata_options", "monitoring", "network_interfaces",
+        "placement", "private_dns_name_options", "ram_disk_id", "security_group_names",
+        "tag_specifications", "user_data", "vpc_security_group_ids"),
 }
 
 # Arguments the provider stores transformed (SDKv2 StateFunc): the plan shows, and the state
@@ -209,11 +240,12 @@ def _fake_value(tf_type: str, name: str, attr: Json, state: Json, seed: str,
     if cty == "string":
         return fakes.computed_string(tf_type, name, state, fakes.digest(seed, name), region)
     if cty == "number":
-        return 1 if name in ("version",) else 0
+        return 1 if name in ("version", "latest_version", "default_version") else 0
     if cty == "bool":
         return False
     if isinstance(cty, list) and cty[0] in ("list", "set"):
-        return []
+        found = fakes.computed_collection(tf_type, name, state, seed)
+        return [] if found is None else found
     if isinstance(cty, list) and cty[0] == "map":
         return {}
     return None

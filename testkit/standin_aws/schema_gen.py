@@ -18,7 +18,14 @@ it carries exactly what we need for each resource and data source:
   of computed-only attributes.
 
 What the bindings do not say (optional arguments that are also computed, defaults) comes
-from the checked overlay next to this file. The output uses the shape of
+from the checked overlay next to this file.
+
+Recursive schemas (WAFv2 rule statements) are bounded as the provider bounds them
+(RECURSION): the binding of aws_wafv2_web_acl_rule folds the provider's nesting levels into
+one cycle (statement -> and_statement -> statement ...), which is unrolled here to the
+provider's depth; the bindings of aws_wafv2_web_acl and aws_wafv2_rule_group carry the same
+`statement` only as `any` (CDK gives up on it), so it is grafted from the unrolled one and
+shaped as the provider's SDKv2 schema shapes it (GRAFTS). The output uses the shape of
 `terraform providers schema -json` for one provider.
 
     python -m testkit.standin_aws.schema_gen --out schema.json [--types aws_vpc,aws_subnet]
@@ -27,6 +34,7 @@ from the checked overlay next to this file. The output uses the shape of
 from __future__ import annotations
 
 import argparse
+import copy
 import hashlib
 import io
 import json
@@ -67,9 +75,77 @@ REQUIRED_TYPES = frozenset({
     "data.aws_caller_identity", "data.aws_region", "data.aws_partition",
     "data.aws_iam_policy_document", "data.aws_ssm_parameter", "data.aws_ec2_instance_type",
     "data.aws_eip", "data.aws_ec2_instance_type_offerings", "aws_vpc_endpoint",
-    "aws_s3_bucket_lifecycle_configuration", "aws_cloudwatch_metric_alarm",
-    "aws_cloudwatch_dashboard", "aws_sns_topic", "aws_sns_topic_subscription",
+    "aws_s3_bucket_lifecycle_configuration",
+    "aws_scheduler_schedule", "aws_scheduler_schedule_group",
+    # the autoscaling mode (modules/autoscaling, modules/load_balancer, modules/waf)
+    "aws_launch_template", "aws_autoscaling_group", "aws_autoscaling_policy", "aws_lb",
+    "aws_lb_target_group", "aws_lb_listener", "aws_lb_listener_rule", "aws_acm_certificate",
+    "aws_acm_certificate_validation", "aws_wafv2_web_acl", "aws_wafv2_web_acl_association",
+    "aws_wafv2_web_acl_logging_configuration",
+    # modules/monitoring
+    "aws_cloudwatch_metric_alarm", "aws_cloudwatch_dashboard", "aws_sns_topic",
+    "aws_sns_topic_subscription",
 })
+
+
+@dataclass(frozen=True)
+class Recursion:
+    """How deep a recursive block may nest: at most `levels` blocks named in `names` on
+    any path (terraform-provider-aws builds these schemas level by level, and stops)."""
+
+    names: frozenset[str]
+    levels: int
+
+
+# WAFv2 logical statements: internal/service/wafv2/consts.go (webACLRootStatementSchemaLevel
+# and ruleGroupRootStatementSchemaLevel = 3; schemas.go: and/or/not_statement take
+# statementSchema(level), whose nested statement holds the next level down, and a
+# scope_down_statement starts one level lower) and generate_statement_models.go (maxLevel =
+# 3 for the framework resource aws_wafv2_web_acl_rule).
+_WAF_LOGICAL = Recursion(frozenset({"and_statement", "or_statement", "not_statement",
+                                    "scope_down_statement"}), 3)
+RECURSION = {"aws_wafv2_web_acl_rule": _WAF_LOGICAL, "aws_wafv2_web_acl": _WAF_LOGICAL,
+             "aws_wafv2_rule_group": _WAF_LOGICAL}
+
+
+@dataclass(frozen=True)
+class Graft:
+    """An `any` attribute that the provider defines as a block: the block is taken from
+    another type's binding (`donor`, at `donor_path`) and shaped as the provider's schema
+    shapes it at the target: statements it does not offer at the root (`drop_at_root`)
+    or inside logical statements (`drop_nested`) are left out."""
+
+    donor: str
+    donor_path: str
+    drop_at_root: frozenset[str] = frozenset()
+    drop_nested: frozenset[str] = frozenset()
+
+
+# Generated (so the tests prove they classify) but not served: each statement tree is about
+# 1 MB of schema, which Terraform decodes and the stand-in loads at every command (~0.25 s
+# each on the 2-core machine), and no module uses them. A type in REQUIRED_TYPES is always
+# served.
+NOT_SERVED = {
+    "aws_wafv2_web_acl_rule": "its rule statement tree (~1.7 MB) would slow every command",
+    "aws_wafv2_rule_group": "its rule statement tree (~0.8 MB) would slow every command",
+}
+
+
+# schemas.go: webACLRootStatementSchema offers every statement; ruleGroupRootStatementSchema
+# neither managed_rule_group_statement nor rule_group_reference_statement; the nested
+# statements of and/or/not (statementSchema) offer no managed, rate-based or rule group
+# statement.
+_SDK_NESTED = frozenset({"managed_rule_group_statement", "rate_based_statement",
+                         "rule_group_reference_statement"})
+GRAFTS = {
+    ("aws_wafv2_web_acl", "rule.statement"): Graft(
+        "aws_wafv2_web_acl_rule", "statement", drop_nested=_SDK_NESTED),
+    ("aws_wafv2_rule_group", "rule.statement"): Graft(
+        "aws_wafv2_web_acl_rule", "statement",
+        drop_at_root=frozenset({"managed_rule_group_statement",
+                                "rule_group_reference_statement"}),
+        drop_nested=_SDK_NESTED),
+}
 
 Json = dict[str, Any]
 
@@ -281,8 +357,17 @@ def _nested_class_name(storage: str) -> str:
 class Builder:
     """Turns the entries and class facts of one source file into schema blocks."""
 
-    def __init__(self, source: Source) -> None:
+    def __init__(self, source: Source, grafts: dict[str, Json] | None = None) -> None:
         self.source = source
+        self.recursion = RECURSION.get(source.tf_type)
+        self.grafts = grafts or {}  # path -> the block that replaces an `any` attribute
+
+    def _too_deep(self, name: str, where: str) -> bool:
+        """A recursive block below the depth the provider's schema allows."""
+        if self.recursion is None or name not in self.recursion.names:
+            return False
+        depth = sum(part in self.recursion.names for part in where.split("."))
+        return depth >= self.recursion.levels
 
     def fail(self, where: str, what: str) -> SchemaError:
         return SchemaError(f"{self.source.tf_type} ({self.source.path}): {where}: {what}")
@@ -294,6 +379,11 @@ class Builder:
         block_types: Json = {}
         for entry in entries:
             path = f"{where}.{entry.name}" if where else entry.name
+            if path in self.grafts:
+                block_types[entry.name] = copy.deepcopy(self.grafts[path])
+                continue
+            if self._too_deep(entry.name, where):
+                continue  # the provider's schema stops one level above
             flags = info.flags.get(entry.name)
             if flags is not None:
                 computed, optional, required = flags
@@ -311,7 +401,7 @@ class Builder:
             attributes[entry.name] = _flagged(self._simple_type(entry, path), computed,
                                               optional, required)
         for name, expr in info.getters.items():
-            if name in attributes or name in block_types:
+            if name in attributes or name in block_types or self._too_deep(name, where):
                 continue
             path = f"{where}.{name}" if where else name
             attributes[name] = _flagged(self._getter_type(name, expr, info, path), True,
@@ -416,6 +506,46 @@ class Builder:
         if short.endswith("PropertyMap"):
             return ["map", element]
         return element
+
+
+def _find_block(block: Json, path: str) -> Json:
+    for part in path.split("."):
+        block = block["block_types"][part]
+    return block
+
+
+def _bound(block: Json, recursion: Recursion, depth: int = 0) -> None:
+    """Leave out the recursive blocks nested deeper than `recursion` allows."""
+    for name in list(block.get("block_types", {})):
+        if name in recursion.names and depth >= recursion.levels:
+            del block["block_types"][name]
+            continue
+        _bound(block["block_types"][name]["block"], recursion,
+               depth + (name in recursion.names))
+
+
+def _drop_statements(statement: Json, drop: frozenset[str], nested: frozenset[str],
+                     names: frozenset[str]) -> None:
+    """Remove the statement kinds in `drop` here and those in `nested` from every
+    statement inside a logical one (names)."""
+    kinds = statement["block"].get("block_types", {})
+    for kind in drop & set(kinds):
+        del kinds[kind]
+    for name, child in kinds.items():
+        if name in names and "statement" in child["block"].get("block_types", {}):
+            _drop_statements(child["block"]["block_types"]["statement"], nested, nested,
+                             names)
+
+
+def grafted_block(graft: Graft, donor: Json, recursion: Recursion) -> Json:
+    """The block of `graft.donor_path` in the donor's schema, shaped for the target: a
+    single required statement (MaxItems 1, Required), bounded and pruned as its provider
+    schema is."""
+    block = copy.deepcopy(_find_block(donor, graft.donor_path))
+    _bound(block["block"], recursion)
+    _drop_statements(block, graft.drop_at_root, graft.drop_nested, recursion.names)
+    block.update({"nesting_mode": "list", "min_items": 1, "max_items": 1})
+    return block
 
 
 def _all_optional(block: Json) -> None:
@@ -542,31 +672,69 @@ def generate(wheel: Path, overlay_path: Path = OVERLAY,
     it cannot classify."""
     schema: Json = {"provider": None, "resource_schemas": {}, "data_source_schemas": {}}
     failures: dict[str, str] = {}
+    grafted = {target for target, _ in GRAFTS}
+    donors = {graft.donor for graft in GRAFTS.values()}
+    deferred: list[tuple[str, str]] = []  # graft targets wait for their donor's schema
+    donor_blocks: dict[str, Json] = {}
+
+    def build(path: str, text: str, source: Source) -> None:
+        kind = {"TerraformResource": "resource", "TerraformDataSource": "data",
+                "TerraformProvider": "provider"}[source.base]
+        entries = [e for e in source.main_entries if kind != "provider" or e.name != "alias"]
+        grafts = {}
+        for (target, where), graft in GRAFTS.items():
+            if target == source.tf_type and kind == "resource":
+                if graft.donor not in donor_blocks:
+                    raise SchemaError(f"{target}: {where} is grafted from {graft.donor}, "
+                                      f"which could not be generated")
+                grafts[where] = grafted_block(graft, donor_blocks[graft.donor],
+                                              RECURSION[target])
+        block = Builder(source, grafts).block(entries, source.main, "")
+        if kind == "provider":
+            _all_optional(block)
+        _apply_rules(kind, source.tf_type, block)
+        check_block(block, source.tf_type)
+        entry = {"version": 0, "block": block}
+        if kind == "provider":
+            schema["provider"] = entry
+        elif kind == "resource":
+            schema["resource_schemas"][source.tf_type] = entry
+            if source.tf_type in donors:
+                donor_blocks[source.tf_type] = block
+        else:
+            schema["data_source_schemas"][source.tf_type] = entry
+
+    def wanted(source: Source) -> bool:
+        kind = source.base
+        address = (f"data.{source.tf_type}" if kind == "TerraformDataSource"
+                   else source.tf_type)
+        needed = only is None or address in only or (
+            kind == "TerraformResource" and source.tf_type in donors
+            and any(t in only for t in grafted))
+        return kind == "TerraformProvider" or needed
+
     for path, text in iter_sources(wheel):
         try:
             source = parse_source(path, text)
-            if source is None:
+            if source is None or not wanted(source):
                 continue
-            kind = {"TerraformResource": "resource", "TerraformDataSource": "data",
-                    "TerraformProvider": "provider"}[source.base]
-            if only is not None and kind != "provider" and (
-                    f"data.{source.tf_type}" if kind == "data" else source.tf_type) not in only:
+            if source.base == "TerraformResource" and source.tf_type in grafted:
+                deferred.append((path, text))
                 continue
-            entries = [e for e in source.main_entries if kind != "provider" or e.name != "alias"]
-            block = Builder(source).block(entries, source.main, "")
-            if kind == "provider":
-                _all_optional(block)
-            _apply_rules(kind, source.tf_type, block)
-            check_block(block, source.tf_type)
-            entry = {"version": 0, "block": block}
-            if kind == "provider":
-                schema["provider"] = entry
-            elif kind == "resource":
-                schema["resource_schemas"][source.tf_type] = entry
-            else:
-                schema["data_source_schemas"][source.tf_type] = entry
+            build(path, text, source)
         except SchemaError as error:
             failures[_address(path, text)] = str(error)
+    for path, text in deferred:
+        try:
+            source = parse_source(path, text)
+            assert source is not None
+            build(path, text, source)
+        except SchemaError as error:
+            failures[_address(path, text)] = str(error)
+    if only is not None:
+        # A donor generated only to graft from is not part of the answer.
+        for donor in donors - only:
+            schema["resource_schemas"].pop(donor, None)
     fatal = sorted(name for name in failures if name in (only or REQUIRED_TYPES))
     if fatal:
         raise SchemaError("cannot classify:\n  " + "\n  ".join(failures[n] for n in fatal))
@@ -590,7 +758,14 @@ def generate(wheel: Path, overlay_path: Path = OVERLAY,
             for section, patches in overlay.items()
         }
     _apply_overlay(schema, overlay)
+    not_served = {}
+    for name, reason in NOT_SERVED.items():
+        if name in REQUIRED_TYPES or (only is not None and name in only):
+            continue
+        if schema["resource_schemas"].pop(name, None) is not None:
+            not_served[name] = reason
     schema["unclassified"] = failures
+    schema["not_served"] = not_served
     schema["generator"] = {"package": f"{PACKAGE}=={PACKAGE_VERSION}",
                            "provider_version": PROVIDER_VERSION, "fingerprint": fingerprint()}
     return schema
@@ -661,6 +836,8 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     for name, reason in sorted(schema["unclassified"].items()):
         print(f"schema_gen: left out {name}: {reason}", file=sys.stderr)
+    for name, reason in sorted(schema["not_served"].items()):
+        print(f"schema_gen: generated, not served: {name}: {reason}", file=sys.stderr)
     args.out.write_text(json.dumps(schema, sort_keys=True))
     print(f"{len(schema['resource_schemas'])} resources, "
           f"{len(schema['data_source_schemas'])} data sources -> {args.out}", file=sys.stderr)

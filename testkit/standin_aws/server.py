@@ -111,16 +111,20 @@ class ProviderService:
         self.schema_bytes = schema_bytes
         self.provider = Provider(schema)
         self.stop = stop
-        self.types = {
-            "resource": {n: cty.block_type(s["block"])
-                         for n, s in schema["resource_schemas"].items()},
-            "data": {n: cty.block_type(s["block"])
-                     for n, s in schema["data_source_schemas"].items()},
-        }
+        # cty types on first use: a command touches a handful of the ~2,400 types, and
+        # working them all out at every start would cost more than the command.
+        self._types: dict[tuple[str, str], Any] = {}
         self.provider_type = cty.block_type(schema["provider"]["block"])
 
+    def cty_type(self, kind: str, name: str) -> Any:
+        key = (kind, name)
+        if key not in self._types:
+            section = "resource_schemas" if kind == "resource" else "data_source_schemas"
+            self._types[key] = cty.block_type(self.schema[section][name]["block"])
+        return self._types[key]
+
     def _decode(self, value: pb.DynamicValue, kind: str, name: str) -> Any:
-        cty_type = self.types[kind][name]
+        cty_type = self.cty_type(kind, name)
         if value.msgpack:
             return cty.unpack(value.msgpack, cty_type)
         if value.json:
@@ -128,7 +132,7 @@ class ProviderService:
         return None
 
     def _encode(self, value: Any, kind: str, name: str) -> pb.DynamicValue:
-        return pb.DynamicValue(msgpack=cty.pack(value, self.types[kind][name]))
+        return pb.DynamicValue(msgpack=cty.pack(value, self.cty_type(kind, name)))
 
     # Each handler takes the request message and returns the response message (or bytes).
 
@@ -164,7 +168,7 @@ class ProviderService:
     def UpgradeResourceState(self, request: pb.UpgradeResourceState.Request
                              ) -> pb.UpgradeResourceState.Response:
         raw = json.loads(request.raw_state.json) if request.raw_state.json else None
-        value = cty.from_json(raw, self.types["resource"][request.type_name])
+        value = cty.from_json(raw, self.cty_type("resource", request.type_name))
         return pb.UpgradeResourceState.Response(
             upgraded_state=self._encode(value, "resource", request.type_name))
 
@@ -191,7 +195,7 @@ class ProviderService:
         failure = self.provider.create_failure(name) if prior is None and planned else None
         if failure is not None:
             return pb.ApplyResourceChange.Response(diagnostics=[_error(failure)])
-        state = self.provider.apply(name, planned)
+        state = self.provider.apply(name, planned, prior)
         return pb.ApplyResourceChange.Response(
             new_state=self._encode(state, "resource", name), private=request.planned_private,
             legacy_type_system=True)

@@ -4,7 +4,8 @@ containers, services, veth, loop device), also when a test failed.
 
 One CPU instance is booted once and shared by tests that do not need a fresh one (they run
 in file order: first boot, faults, rotation, script change, reboot, replacement); tests that
-need their own boot (scripts missing at first boot, the HTTPS case) make one."""
+need their own boot (scripts missing at first boot, the HTTPS case, the cost controls) make
+one."""
 
 from __future__ import annotations
 
@@ -61,3 +62,14 @@ def boot(tmp_path_factory: pytest.TempPathFactory, instance_machine: None) -> It
 @pytest.fixture(scope="session")
 def cpu_instance(boot: Boot) -> harness.Instance:
     return boot("cpu")
+
+
+@pytest.fixture(scope="session")
+def cost_instance(boot: Boot) -> harness.Instance:
+    """The CPU deployment with the cost controls on: Spot (its notice timer) and the idle
+    stop after 5 minutes, `shutdown` recorded. test_cost_instance.py uses it first (the Spot
+    notice, the interruption); test_idle_stop_instance.py, which sorts after the other boot
+    tests, last, so that its idle minutes pass while they run."""
+    instance = boot("cpu", tfvars={"use_spot": True, "idle_stop_minutes": 5})
+    instance.record_shutdowns()
+    return instance

@@ -1,7 +1,9 @@
 """The HTTPS deployment booted with pebble as Let's Encrypt and pebble-challtestsrv as the
 public DNS: the scripts reach S3 only after the bootstrap started waiting for them (it
 converges once they appear), setup-certbot.sh waits for DNS -> the instance's public IPv4
-(IMDS), gets a real certificate through NGINX's port 80, and enables the renewal timer."""
+(IMDS), gets a real certificate through NGINX's port 80, and enables the renewal timer. The
+certificate lives on the data volume: a replacement keeps it, a changed acme_server gets a
+new one."""
 
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ import pytest
 from cryptography import x509
 from instance_checks import Boot, assert_serves
 
-from testkit.instance import harness
+from testkit.instance import harness, services
 
 pytestmark = [pytest.mark.instance, pytest.mark.slow]
 
@@ -58,3 +60,45 @@ def test_renewal_timer_enabled_and_port_80_redirects(https_instance: harness.Ins
     assert check.returncode == 0, check.stdout
     failed = https_instance.exec("systemctl", "--failed", "--plain", "--no-legend").stdout
     assert failed.strip() == "", failed
+
+
+def certificate(instance: harness.Instance) -> x509.Certificate:
+    domain = f"{harness.SUBDOMAIN}.{harness.DOMAIN}"
+    pem = instance.exec("cat", f"/etc/letsencrypt/live/{domain}/fullchain.pem").stdout
+    return x509.load_pem_x509_certificate(pem.encode())
+
+
+def test_a_replacement_keeps_the_certificate_on_the_data_volume(
+        https_instance: harness.Instance) -> None:
+    domain = f"{harness.SUBDOMAIN}.{harness.DOMAIN}"
+    before = certificate(https_instance).serial_number
+    https_instance.replace()
+    assert https_instance.exec("readlink", "/etc/letsencrypt").stdout.strip() == \
+        "/opt/models/letsencrypt"
+    assert certificate(https_instance).serial_number == before
+    log = https_instance.exec("cat", "/var/log/user-data.log").stdout
+    assert f"certificate for {domain} from https://127.0.0.1:{services.ACME_PORT}/dir found " \
+        "on the data volume" in log
+    assert "certificate issued" not in log
+    assert_serves(https_instance, https_instance.api_keys()[0])
+
+
+def test_a_changed_acme_server_issues_a_new_certificate(https_instance: harness.Instance) -> None:
+    # The same pebble under another directory URL: what certbot records as the issuing
+    # server changes, as from Let's Encrypt's staging to its production directory.
+    domain = f"{harness.SUBDOMAIN}.{harness.DOMAIN}"
+    old_server = f"https://127.0.0.1:{services.ACME_PORT}/dir"
+    new_server = f"https://localhost:{services.ACME_PORT}/dir"
+    before = certificate(https_instance).serial_number
+    https_instance.apply(acme_server=new_server)
+    https_instance.reboot()
+    after = certificate(https_instance)
+    assert after.serial_number != before
+    assert "Pebble" in after.issuer.rfc4514_string()
+    renewal = https_instance.exec("cat", f"/etc/letsencrypt/renewal/{domain}.conf").stdout
+    assert f"server = {new_server}" in renewal
+    # The new scripts ran from the new bootstrap, which logs to user-data.log.
+    log = https_instance.exec("cat", "/var/log/inference-recovery.log",
+                              "/var/log/user-data.log").stdout
+    assert f"the certificate for {domain} is from {old_server}; asking {new_server}" in log
+    assert_serves(https_instance, https_instance.api_keys()[0])

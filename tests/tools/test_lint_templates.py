@@ -160,13 +160,17 @@ def test_artifacts_come_from_s3_objects_and_the_user_data_output() -> None:
         render.artifacts_from_plan(plan_with(None, "x", unknown=True))
 
 
-def test_matrix_covers_cpu_gpu_https_dns_and_tensor_parallel() -> None:
+def test_matrix_covers_cpu_gpu_https_dns_tensor_parallel_autoscaling_and_cache() -> None:
     cases = lt.matrix()
-    assert len({case.name for case in cases}) == len(cases) == 12
+    assert len({case.name for case in cases}) == len(cases) == 15
     both = (False, True)
-    assert {(c.use_gpu, c.https, c.dns) for c in cases} == {
+    assert {(c.use_gpu, c.https, c.dns) for c in cases if not c.autoscaling} == {
         (gpu, https, dns) for gpu in both for https in both for dns in both
     }
+    autoscaling = [c.tfvars() for c in cases if c.autoscaling]
+    assert {v["use_gpu"] for v in autoscaling} == {False, True}
+    assert all(v["deployment_mode"] == "autoscaling" for v in autoscaling)
+    assert {c.autoscaling for c in cases if c.model_cache} == {False, True}
     assert {c.tensor_parallel for c in cases if c.use_gpu} == {1, 4}
     tp4 = next(c for c in cases if c.tensor_parallel == 4).tfvars()
     assert tp4["gpu_instance_type"] == "g5.12xlarge"
@@ -187,6 +191,10 @@ def test_every_rendered_artifact_of_every_case_passes(as_root: None, tmp_path: P
     assert "nginx-acme.conf" in rendered["cpu-https-nodns"]
     assert "nginx-acme.conf" not in rendered["cpu-http-dns"]
     assert "ssl_certificate" in rendered["gpu-tp1-https-dns"]["nginx-site.conf"]
+    assert "set_real_ip_from" in rendered["cpu-autoscaling"]["nginx-site.conf"]
+    assert "inference-load-metric.timer" in rendered["cpu-autoscaling"]
+    assert "setup-model-cache.sh" in rendered["gpu-tp1-https-dns-cache"]
+    assert "/models/model-cache/" in vllm["gpu-tp4-autoscaling-cache"]
     cache: dict[str, list[str]] = {}
     results = [
         result

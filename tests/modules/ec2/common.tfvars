@@ -36,3 +36,10 @@ https = {
   acme_email  = null
   acme_server = "https://acme-v02.api.letsencrypt.org/directory"
 }
+deployment_mode    = "instance"
+enable_waf         = false
+use_spot           = false
+vpc_cidr_block     = "10.20.0.0/16"
+model_cache_bucket = null
+spot_max_price     = null
+idle_stop_minutes  = null

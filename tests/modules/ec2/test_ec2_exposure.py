@@ -113,7 +113,7 @@ def test_graviton_cpu_instances_look_up_the_arm64_ubuntu_ami(plan_summary: Any) 
                if r["address"] == "data.aws_ssm_parameter.ami[0]"]
     assert read["values"]["name"] == (
         "/aws/service/canonical/ubuntu/server/22.04/stable/current/arm64/hvm/ebs-gp2/ami-id")
-    assert summary.values["aws_instance.this"]["ami"] == read["values"]["insecure_value"]
+    assert summary.values["aws_instance.this[0]"]["ami"] == read["values"]["insecure_value"]
 
 
 def test_a_graviton_gpu_instance_is_refused(plan_summary: Any) -> None:

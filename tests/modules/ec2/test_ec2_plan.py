@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from testkit.proxy_container import HARDENED
 from tools.terraform import TerraformError
 
 HERE = Path(__file__).resolve().parent
@@ -46,7 +47,7 @@ def location(site: str, pattern: str) -> str:
 
 @pytest.mark.parametrize("case", CASES)
 def test_imds_v2_required_with_hop_limit_1(plans: dict[str, Any], case: str) -> None:
-    (metadata,) = plans[case].values["aws_instance.this"]["metadata_options"]
+    (metadata,) = plans[case].values["aws_instance.this[0]"]["metadata_options"]
     assert metadata["http_tokens"] == "required"
     assert metadata["http_put_response_hop_limit"] == 1
     assert metadata["http_endpoint"] == "enabled"
@@ -54,9 +55,28 @@ def test_imds_v2_required_with_hop_limit_1(plans: dict[str, Any], case: str) -> 
 
 @pytest.mark.parametrize("case", CASES)
 def test_root_and_data_volumes_are_encrypted(plans: dict[str, Any], case: str) -> None:
-    (root,) = plans[case].values["aws_instance.this"]["root_block_device"]
+    (root,) = plans[case].values["aws_instance.this[0]"]["root_block_device"]
     assert root["encrypted"] is True
-    assert plans[case].values["aws_ebs_volume.data"]["encrypted"] is True
+    assert plans[case].values["aws_ebs_volume.data[0]"]["encrypted"] is True
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_the_launch_output_carries_what_the_instance_is_launched_with(
+        plans: dict[str, Any], case: str) -> None:
+    # The autoscaling mode's launch template is built from `launch`: the same defaults.
+    launch = plans[case].outputs["launch"]
+    instance = plans[case].values["aws_instance.this[0]"]
+    (metadata,) = instance["metadata_options"]
+    assert launch["metadata_options"] == {k: metadata[k] for k in launch["metadata_options"]}
+    (root,) = instance["root_block_device"]
+    assert {k: v for k, v in launch["root_volume"].items() if v is not None} == {
+        k: root[k] for k in ("volume_type", "volume_size", "encrypted", "delete_on_termination")}
+    volume = plans[case].values["aws_ebs_volume.data[0]"]
+    assert (launch["data_volume"]["volume_size"], launch["data_volume"]["encrypted"]) == (
+        volume["size"], volume["encrypted"])
+    assert launch["user_data"] == plans[case].outputs["user_data"]
+    assert (launch["ami_id"], launch["instance_type"]) == (instance["ami"],
+                                                          instance["instance_type"])
 
 
 def ingress(plan: Any) -> set[tuple[int, str]]:
@@ -69,8 +89,8 @@ def ingress(plan: Any) -> set[tuple[int, str]]:
 
 def test_without_https_only_port_80_is_open(plans: dict[str, Any]) -> None:
     assert ingress(plans["cpu_no_https"]) == {(80, "0.0.0.0/0")}
-    assert plans["cpu_no_https"].values["aws_instance.this"].get("key_name") in (None, UNKNOWN)
-    assert plans["gpu_https"].values["aws_instance.this"]["key_name"] == "ops"
+    assert plans["cpu_no_https"].values["aws_instance.this[0]"].get("key_name") in (None, UNKNOWN)
+    assert plans["gpu_https"].values["aws_instance.this[0]"]["key_name"] == "ops"
 
 
 def test_https_opens_443_and_ssh_only_from_ssh_cidr_blocks(plans: dict[str, Any]) -> None:
@@ -91,11 +111,11 @@ def test_the_ami_comes_from_ssm_only_without_an_explicit_ami_id(plans: dict[str,
         "/aws/service/deeplearning/ami/x86_64/base-oss-nvidia-driver-gpu-ubuntu-22.04/latest/ami-id"
     )
     looked_up = read["values"]["insecure_value"]
-    assert plans["ami_lookup"].values["aws_instance.this"]["ami"] == looked_up
+    assert plans["ami_lookup"].values["aws_instance.this[0]"]["ami"] == looked_up
     for case in ("cpu_no_https", "gpu_https", "multi_gpu"):
         prior = plans[case].raw.get("prior_state", {}).get("values", {}).get("root_module", {})
         assert not [r for r in prior.get("resources", []) if r["type"] == "aws_ssm_parameter"]
-        assert plans[case].values["aws_instance.this"]["ami"] == "ami-0123456789abcdef0"
+        assert plans[case].values["aws_instance.this[0]"]["ami"] == "ami-0123456789abcdef0"
 
 
 # --- rendered scripts ---------------------------------------------------------------------
@@ -179,20 +199,46 @@ def test_vllm_unit_runs_the_pinned_image_on_loopback(plans: dict[str, Any]) -> N
     assert "--max-model-len 8192 --enable-prefix-caching --max-num-seqs=64\n" in https
 
 
-def test_proxy_unit_gets_the_timeouts_and_waits_for_vllm(plans: dict[str, Any]) -> None:
+def test_proxy_unit_gets_the_timeouts_and_runs_with_the_tested_flags(
+        plans: dict[str, Any]) -> None:
     unit = scripts(plans["cpu_no_https"])["inference-proxy.service"]
-    assert "Requires=docker.service vllm.service" in unit
-    assert "ExecStartPre=/opt/inference/scripts/wait-for-vllm.sh" in unit
+    # Wants, not Requires: vLLM restarting must not restart (or stop) the proxy, and the
+    # proxy does not wait for vLLM to start.
+    assert "Requires=docker.service\n" in unit and "Wants=vllm.service" in unit
+    assert "wait-for-vllm" not in unit
+    assert unit.rstrip().endswith("WantedBy=multi-user.target")
+    argv = " ".join(unit.split("ExecStart=", 1)[1].split("\nExecStop", 1)[0]
+                    .replace("\\\n", " ").split())
+    # Exactly the flags the image is tested with (testkit/proxy_container.py).
+    assert " ".join([*HARDENED, "--memory", "256m", "--memory-swap", "256m"]) in argv
+    assert ("-v /run/proxy-keys:/run/proxy-keys:ro "
+            "-e PROXY_API_KEYS_FILE=/run/proxy-keys/keys.json") in argv
+    assert "--env PROXY_AUTH_DISABLED=false" in argv
+    assert "--env-file" not in argv and "PROXY_API_KEYS=" not in argv
     for setting in (
         "PROXY_DEFAULT_TIMEOUT=60",
         "PROXY_MAX_TIMEOUT=300",
         "PROXY_UPSTREAM_URL=http://vllm:8000",
         "PROXY_PORT=8080",
         "--publish 127.0.0.1:8080:8080",
-        "--env-file /etc/inference/proxy.env",
     ):
-        assert setting in unit
-    assert "123456789012.dkr.ecr.us-east-1.amazonaws.com/llm-dev:0123456789abcdef" in unit
+        assert setting in argv
+    assert "123456789012.dkr.ecr.us-east-1.amazonaws.com/llm-dev:0123456789abcdef" in argv
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_vllm_runs_without_capabilities_with_limits_and_a_bounded_restart_loop(
+        plans: dict[str, Any], case: str) -> None:
+    unit = scripts(plans[case])["vllm.service"]
+    unit_section = unit.split("[Service]")[0]
+    assert "StartLimitIntervalSec=30min" in unit_section
+    assert "StartLimitBurst=5" in unit_section
+    assert "Restart=always" in unit and "RestartSec=30" in unit
+    assert "EnvironmentFile=/etc/inference/container-limits.env" in unit
+    for flag in ("--cap-drop ALL", "--security-opt no-new-privileges", "--pids-limit 4096",
+                 "--memory ${VLLM_MEMORY} --memory-swap ${VLLM_MEMORY}", "--ipc=host"):
+        assert flag in unit, flag
+    assert "--cap-add" not in unit and "--privileged" not in unit
 
 
 def test_settings_file_holds_parameter_names_not_secrets(plans: dict[str, Any]) -> None:
@@ -204,10 +250,32 @@ def test_settings_file_holds_parameter_names_not_secrets(plans: dict[str, Any]) 
         assert line.startswith("#") or re.fullmatch(r"[A-Z_]+='[^']*'", line), line
 
 
-def test_api_keys_are_created_without_overwrite(plans: dict[str, Any]) -> None:
+def test_api_keys_are_created_without_overwrite_and_never_on_a_command_line(
+        plans: dict[str, Any]) -> None:
     secrets = scripts(plans["cpu_no_https"])["setup-secrets.sh"]
-    assert "--no-overwrite" in secrets and "--overwrite " not in secrets
-    assert "ParameterNotFound" in secrets
+    assert '"Overwrite": false' in secrets and "--overwrite" not in secrets
+    # The request is a root-only file (mktemp under umask 077), not an argument.
+    assert '--cli-input-json "file://$request"' in secrets
+    assert "--value" not in secrets
+    assert "ParameterNotFound" in scripts(plans["cpu_no_https"])["lib.sh"]
+
+
+def test_the_key_file_is_refreshed_every_minute_and_at_boot(plans: dict[str, Any]) -> None:
+    files = scripts(plans["cpu_no_https"])
+    timer = files["inference-keys.timer"]
+    assert "OnUnitActiveSec=1min" in timer and "AccuracySec=5s" in timer
+    assert "WantedBy=timers.target" in timer
+    # At boot the proxy's start pulls a refresh in first (/run/proxy-keys is a tmpfs).
+    proxy = files["inference-proxy.service"]
+    assert "inference-keys.service" in proxy.split("After=")[1].split("\n")[0]
+    assert "inference-keys.service" in proxy.split("Wants=")[1].split("\n")[0]
+    refresh = files["refresh-keys.sh"]
+    assert 'install -d -m 0750 -o root -g "$proxy_gid" "$dir"' in refresh
+    assert 'mv -f "$tmp" "$file"' in refresh  # replaced by a rename, as the contract says
+    assert "proxy_gid=10001" in refresh
+    services = files["setup-services.sh"]
+    for unit in ("inference-keys.timer", "inference-prune.timer"):
+        assert unit in services.split("systemctl enable --now")[1].split("\n")[0]
 
 
 # --- preconditions and validations --------------------------------------------------------

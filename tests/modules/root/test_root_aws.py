@@ -75,7 +75,7 @@ def test_each_way_out_plans(plan_summary: Any) -> None:
 
 
 def zone_of_instance(summary: Any) -> str:
-    volume = summary.values["module.ec2.aws_ebs_volume.data"]["availability_zone"]
+    volume = summary.values["module.ec2.aws_ebs_volume.data[0]"]["availability_zone"]
     (subnet,) = [v for a, v in summary.values.items()
                  if a.startswith("module.vpc.aws_subnet.public[") and
                  v["availability_zone"] == volume]
@@ -168,7 +168,7 @@ def test_the_cpu_ami_comes_from_the_ubuntu_parameter_and_differs_from_the_gpu_on
     read = data_read(cpu, "module.ec2.data.aws_ssm_parameter.ami[0]")
     assert read["name"] == (
         "/aws/service/canonical/ubuntu/server/22.04/stable/current/amd64/hvm/ebs-gp2/ami-id")
-    assert cpu.values["module.ec2.aws_instance.this"]["ami"] == read["insecure_value"]
+    assert cpu.values["module.ec2.aws_instance.this[0]"]["ami"] == read["insecure_value"]
     gpu = plan(plan_summary, "gpu_https_dns")
     gpu_read = data_read(gpu, "module.ec2.data.aws_ssm_parameter.ami[0]")
     assert "deeplearning" in gpu_read["name"]

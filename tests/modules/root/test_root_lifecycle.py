@@ -23,10 +23,10 @@ from testkit.tftest_cases import copy_module, replan_exit_code, state_list, stat
 
 HERE = Path(__file__).resolve().parent
 VAR_FILES = [str(HERE / "existing_image.tfvars")]
-INSTANCE = "module.ec2.aws_instance.this"
-ATTACHMENT = "module.ec2.aws_volume_attachment.data"
-ASSOCIATION = "module.ec2.aws_eip_association.this"
-VERSION = "module.ec2.terraform_data.instance_version"
+INSTANCE = "module.ec2.aws_instance.this[0]"
+ATTACHMENT = "module.ec2.aws_volume_attachment.data[0]"
+ASSOCIATION = "module.ec2.aws_eip_association.this[0]"
+VERSION = "module.ec2.terraform_data.instance_version[0]"
 ACCOUNT = "123456789012"  # the stand-in's aws_caller_identity
 
 pytestmark = pytest.mark.slow
@@ -201,9 +201,9 @@ def test_apply_replan_replace_by_instance_version_destroy(deployed: Deployment) 
     new_instance = after[INSTANCE]
     assert new_instance["id"] != before[INSTANCE]["id"]
     # The address and the model volume survive; both now belong to the new instance.
-    assert after["module.ec2.aws_eip.this"]["id"] == before["module.ec2.aws_eip.this"]["id"]
+    assert after["module.ec2.aws_eip.this[0]"]["id"] == before["module.ec2.aws_eip.this[0]"]["id"]
     assert after[ASSOCIATION]["instance_id"] == new_instance["id"]
-    volume = "module.ec2.aws_ebs_volume.data"
+    volume = "module.ec2.aws_ebs_volume.data[0]"
     assert after[volume]["id"] == before[volume]["id"]
     assert after[ATTACHMENT]["instance_id"] == new_instance["id"]
     check_instance_policy(after)

@@ -34,4 +34,4 @@ def test_example_plans_as_it_is(plan_summary: Any) -> None:
     # plain-HTTP refusal: the example narrows allowed_cidr_blocks instead of opting in.
     summary = plan_summary(".", tf_var_files=[str(ROOT / "terraform.tfvars.example")])
     assert summary.raw["variables"]["allow_plaintext_http"]["value"] is False
-    assert summary.values["module.ec2.aws_instance.this"]["instance_type"] == "g5.xlarge"
+    assert summary.values["module.ec2.aws_instance.this[0]"]["instance_type"] == "g5.xlarge"
