@@ -21,7 +21,7 @@ from testkit import plans
 from testkit.tftest_cases import copy_module, replan_exit_code, state_list, state_resources
 
 HERE = Path(__file__).resolve().parent
-VAR_FILES = [str(HERE / "autoscaling_https_waf.tfvars")]
+VAR_FILES = [str(HERE / "autoscaling_https_waf.tfvars"), str(HERE / "no_readiness_gate.tfvars")]
 LB = "module.load_balancer[0]"
 TEMPLATE = "module.autoscaling[0].aws_launch_template.this"
 GROUP = "module.autoscaling[0].aws_autoscaling_group.this"
