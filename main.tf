@@ -2,10 +2,10 @@
 # in the instance mode it also runs them on one instance) -> scripts_bucket (uploads them);
 # route53 points the name at ec2's Elastic IP; schedule (working hours, instance mode)
 # starts and stops ec2's instance. In the autoscaling mode, load_balancer (ALB, ACM
-# certificate) -> autoscaling (launch template from ec2's `launch`, group, scaling) and
-# waf, and route53 aliases the name to the load balancer. The bucket name is computed here
-# once, so ec2 can scope its policy to it without depending on the bucket module, and the
-# graph reads top to bottom.
+# certificate) -> autoscaling (launch template from ec2's `launch`, group, scaling on
+# monitoring's `load_metric`) and waf, and route53 aliases the name to the load balancer.
+# The bucket name is computed here once, so ec2 can scope its policy to it without
+# depending on the bucket module, and the graph reads top to bottom.
 
 data "aws_caller_identity" "current" {}
 
@@ -37,6 +37,9 @@ locals {
   dns      = var.domain_name != null && var.create_route53_records
 
   autoscaling = var.deployment_mode == "autoscaling"
+  # The group's name (modules/autoscaling names it `name`), known at plan: monitoring
+  # decides by it which alarms exist.
+  autoscaling_group_name = local.autoscaling ? local.prefix : null
   # The autoscaling mode validates its certificate in the zone, so it resolves the zone
   # once here for the certificate and the alias record.
   zone_id = var.route53_zone_id != null ? var.route53_zone_id : try(data.aws_route53_zone.endpoint[0].zone_id, null)
@@ -50,7 +53,7 @@ locals {
   image_uri = var.image_uri != null ? var.image_uri : module.build[0].image_uri
 
   # Where Session Manager commands go: the instance, or the group's first one in service.
-  session_target = local.autoscaling ? "$(aws autoscaling describe-auto-scaling-groups --region ${var.region} --auto-scaling-group-names ${local.prefix} --query 'AutoScalingGroups[0].Instances[?LifecycleState==`InService`] | [0].InstanceId' --output text)" : module.ec2.instance_id
+  session_target = local.autoscaling ? "$(aws autoscaling describe-auto-scaling-groups --region ${var.region} --auto-scaling-group-names ${local.autoscaling_group_name} --query 'AutoScalingGroups[0].Instances[?LifecycleState==`InService`] | [0].InstanceId' --output text)" : module.ec2.instance_id
   ssm_command    = "aws ssm start-session --region ${var.region} --target ${local.session_target} --document-name AWS-StartInteractiveCommand --parameters"
   diagnostic_commands = merge(
     {
@@ -204,18 +207,21 @@ module "schedule" {
 }
 
 # CloudWatch: the log group, the instance's permission to use it and to publish metrics,
-# alarms, the dashboard, and its own files for the instance (uploaded with ec2's).
+# alarms, the dashboard, and its own files for the instance (uploaded with ec2's). In the
+# autoscaling mode it watches the group instead of one instance, and its publisher also
+# publishes the requests in flight the scaling policy tracks (its output load_metric).
 module "monitoring" {
   source = "./modules/monitoring"
 
-  name               = local.prefix
-  region             = var.region
-  account_id         = local.account_id
-  partition          = data.aws_partition.current.partition
-  instance_id        = module.ec2.instance_id
-  instance_type      = local.instance_type
-  use_gpu            = var.use_gpu
-  instance_role_name = module.ec2.iam_role_name
+  name                   = local.prefix
+  region                 = var.region
+  account_id             = local.account_id
+  partition              = data.aws_partition.current.partition
+  instance_id            = module.ec2.instance_id
+  autoscaling_group_name = local.autoscaling_group_name
+  instance_type          = local.instance_type
+  use_gpu                = var.use_gpu
+  instance_role_name     = module.ec2.iam_role_name
 
   logs = {
     enabled        = var.enable_cloudwatch_logs
@@ -309,7 +315,7 @@ module "autoscaling" {
   associate_public_ip_address = !var.enable_nat_gateway
   target_group_arn            = module.load_balancer[0].target_group_arn
   request_count_label         = module.load_balancer[0].request_count_label
-  load_metric                 = module.ec2.load_metric
+  load_metric                 = module.monitoring.load_metric
 
   min_size         = var.min_size
   max_size         = var.max_size

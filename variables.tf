@@ -593,7 +593,7 @@ variable "spot_instance_types" {
 }
 
 variable "scaling_metric" {
-  description = "Autoscaling mode: what the target tracking policy scales on. \"in_flight_requests\" (default): the proxy's requests in flight, averaged over the ready instances (each publishes it every minute). \"alb_request_count\": requests per instance per minute, from the load balancer (cruder: one long generation counts as much as a short one)."
+  description = "Autoscaling mode: what the target tracking policy scales on. \"in_flight_requests\" (default): the proxy's requests in flight, averaged over the ready instances (each publishes it every minute; needs enable_monitoring = true, whose publisher sends it). \"alb_request_count\": requests per instance per minute, from the load balancer (cruder: one long generation counts as much as a short one)."
   type        = string
   default     = "in_flight_requests"
 
@@ -684,7 +684,7 @@ variable "log_kms_key_arn" {
 }
 
 variable "enable_monitoring" {
-  description = "Metrics, alarms and a dashboard in CloudWatch: memory, disk and GPUs (CloudWatch agent), the proxy's requests, errors, tokens, requests in flight, latency and time to first token, and the endpoint's health, published every minute; alarms on the status checks (with EC2's recover and reboot actions), on the endpoint failing /ready, a disk above 85 % and the 5xx rate."
+  description = "Metrics, alarms and a dashboard in CloudWatch: memory, disk and GPUs (CloudWatch agent), the proxy's requests, errors, tokens, requests in flight, latency and time to first token, and the endpoint's health, published every minute; alarms on the status checks (instance mode, with EC2's recover and reboot actions; the autoscaling mode has none: the group's ELB health check replaces a broken instance), on the endpoint failing /ready, a disk above 85 % and the 5xx rate. The autoscaling mode's scaling_metric \"in_flight_requests\" needs it."
   type        = bool
   default     = true
 }

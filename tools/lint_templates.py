@@ -126,7 +126,8 @@ def matrix() -> list[Case]:
                 hardware = f"gpu-tp{tp}" if gpu else "cpu"
                 name = f"{hardware}-{'https' if https else 'http'}-{'dns' if dns else 'nodns'}"
                 cases.append(Case(name, gpu, https, dns, tp))
-    # The autoscaling mode (NGINX behind the load balancer, the load metric units) and the
+    # The autoscaling mode (NGINX behind the load balancer, the publisher's scaling metric,
+    # the agent's group dimension) and the
     # S3 model cache (its setup step, vllm.service loading from the volume) in both modes.
     cases += [
         Case("cpu-autoscaling", False, False, True, autoscaling=True),

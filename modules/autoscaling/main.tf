@@ -199,7 +199,7 @@ resource "aws_autoscaling_policy" "load" {
     target_value = var.scaling.target
 
     dynamic "customized_metric_specification" {
-      for_each = var.scaling.metric == "in_flight_requests" ? [var.load_metric] : []
+      for_each = var.scaling.metric == "in_flight_requests" && var.load_metric != null ? [var.load_metric] : []
 
       content {
         namespace   = customized_metric_specification.value.namespace
@@ -225,6 +225,15 @@ resource "aws_autoscaling_policy" "load" {
         predefined_metric_type = "ALBRequestCountPerTarget"
         resource_label         = predefined_metric_specification.value
       }
+    }
+  }
+
+  lifecycle {
+    # The instances' requests in flight reach CloudWatch through the monitoring module's
+    # publisher (publish-metrics.py), which runs only with metrics on.
+    precondition {
+      condition     = var.scaling.metric != "in_flight_requests" || var.load_metric != null
+      error_message = "scaling_metric = \"in_flight_requests\" needs enable_monitoring = true: the instances publish their requests in flight with the monitoring module's publisher, which runs only with metrics on. Set enable_monitoring = true, or scale on the load balancer's count with scaling_metric = \"alb_request_count\"."
     }
   }
 }

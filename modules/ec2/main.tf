@@ -44,14 +44,6 @@ locals {
     deregistration_delay = var.proxy.max_timeout + 2 * local.nginx_timeout_margin
   }
   nginx_keepalive_timeout = local.load_balancer_timeouts.idle_timeout + local.nginx_timeout_margin
-
-  # What each ready instance of the autoscaling mode publishes every minute (the proxy's
-  # requests in flight) and its target tracking policy scales on.
-  load_metric = {
-    namespace  = "ec2-inference"
-    name       = "InFlightRequests"
-    dimensions = { Deployment = var.name }
-  }
 }
 
 # Spot with interruption behaviour stop needs a type EC2 offers as Spot and that boots
@@ -107,12 +99,7 @@ locals {
   # Settings only some configurations have: without them inference.env stays as it was.
   config_extra = merge(
     var.model_cache_bucket == null ? {} : { MODEL_CACHE_BUCKET = var.model_cache_bucket },
-    local.single_instance ? {} : {
-      DEPLOYMENT_MODE        = var.deployment_mode
-      LOAD_METRIC_NAMESPACE  = local.load_metric.namespace
-      LOAD_METRIC_NAME       = local.load_metric.name
-      LOAD_METRIC_DIMENSIONS = join(",", [for key, value in local.load_metric.dimensions : "${key}=${value}"])
-    },
+    local.single_instance ? {} : { DEPLOYMENT_MODE = var.deployment_mode },
   )
 
   template_vars = {
@@ -208,11 +195,6 @@ locals {
     var.model_cache_bucket != null ? {
       "setup-model-cache.sh" = "setup-model-cache.sh.tftpl"
     } : {},
-    local.single_instance ? {} : {
-      "publish-load-metric.sh"        = "publish-load-metric.sh.tftpl"
-      "inference-load-metric.service" = "inference-load-metric.service.tftpl"
-      "inference-load-metric.timer"   = "inference-load-metric.timer.tftpl"
-    },
   )
 
   script_contents = merge(

@@ -83,11 +83,6 @@ output "api_keys_parameter_arn" {
   value       = local.api_keys_parameter_arn
 }
 
-output "load_metric" {
-  description = "The CloudWatch metric each ready instance publishes every minute in the autoscaling mode (the proxy's requests in flight): namespace, name, dimensions."
-  value       = local.load_metric
-}
-
 output "load_balancer_timeouts" {
   description = "Idle timeout and deregistration delay of the autoscaling mode's load balancer, in seconds, derived from max_proxy_timeout with the same margin NGINX adds."
   value       = local.load_balancer_timeouts

@@ -1,6 +1,9 @@
 # The alarms, and where they go: an SNS topic with an email subscription when alarm_email is
 # set (confirm the email AWS sends), and EC2's own actions where a machine can repair itself.
-# docs/OPERATIONS.md "Alarms" says what each means and what to do.
+# The status-check alarms (recover, reboot) exist in the instance mode only: in the
+# autoscaling mode the group's ELB health check replaces an instance that stops answering,
+# and the disk alarm reads the group's aggregate. docs/OPERATIONS.md "Alarms" says what each
+# means and what to do.
 
 locals {
   # What the publisher (publish-metrics.py) and the agent publish; the dashboard uses them too.
@@ -15,11 +18,13 @@ locals {
   notify = local.metrics && var.metrics.alarm_email != null ? [aws_sns_topic.alarms[0].arn] : []
   # EC2 moves an instance to new hardware only when it has no instance store (the g5, g6,
   # g4dn and p4d/p5 types have one): for those the alarm notifies, and a stop and start moves it.
-  can_recover = local.metrics && !try(data.aws_ec2_instance_type.this[0].instance_storage_supported, true)
+  can_recover = local.status_checks && !try(data.aws_ec2_instance_type.this[0].instance_storage_supported, true)
+
+  status_checks = local.metrics && !local.autoscaling
 }
 
 data "aws_ec2_instance_type" "this" {
-  count = local.metrics ? 1 : 0
+  count = local.status_checks ? 1 : 0
 
   instance_type = var.instance_type
 }
@@ -42,7 +47,7 @@ resource "aws_sns_topic_subscription" "email" {
 }
 
 resource "aws_cloudwatch_metric_alarm" "system_status" {
-  count = local.metrics ? 1 : 0
+  count = local.status_checks ? 1 : 0
 
   alarm_name        = "${var.name}-system-status-check"
   alarm_description = local.can_recover ? "The instance's host failed (EC2 system status check) for 2 minutes: EC2 recovers the instance onto new hardware (same id, address and volumes). docs/OPERATIONS.md, Alarms." : "The instance's host failed (EC2 system status check) for 2 minutes. ${var.instance_type} has an instance store, so EC2 cannot recover it: stop and start it (docs/OPERATIONS.md, Alarms)."
@@ -62,7 +67,7 @@ resource "aws_cloudwatch_metric_alarm" "system_status" {
 }
 
 resource "aws_cloudwatch_metric_alarm" "instance_status" {
-  count = local.metrics ? 1 : 0
+  count = local.status_checks ? 1 : 0
 
   alarm_name          = "${var.name}-instance-status-check"
   alarm_description   = "The instance's operating system stopped answering (EC2 instance status check) for 3 minutes: EC2 reboots it. docs/OPERATIONS.md, Alarms."
@@ -84,7 +89,7 @@ resource "aws_cloudwatch_metric_alarm" "unhealthy" {
   count = local.metrics ? 1 : 0
 
   alarm_name          = "${var.name}-endpoint-unhealthy"
-  alarm_description   = "The endpoint has not answered /ready through NGINX for ${var.metrics.unhealthy_minutes} minutes (the instance checks it every minute once it has been ready). docs/OPERATIONS.md, Alarms."
+  alarm_description   = local.autoscaling ? "An instance of the group has not answered /ready through NGINX for ${var.metrics.unhealthy_minutes} minutes (each checks it every minute once it has been ready); the group's ELB health check replaces an instance the load balancer finds unhealthy. docs/OPERATIONS.md, Alarms." : "The endpoint has not answered /ready through NGINX for ${var.metrics.unhealthy_minutes} minutes (the instance checks it every minute once it has been ready). docs/OPERATIONS.md, Alarms."
   namespace           = local.namespace
   metric_name         = "Healthy"
   statistic           = "Minimum"
@@ -94,7 +99,7 @@ resource "aws_cloudwatch_metric_alarm" "unhealthy" {
   comparison_operator = "LessThanThreshold"
   threshold           = local.unhealthy_threshold
   # No data: the instance is stopped, or it has not been ready yet since it was made (the
-  # status-check alarms cover a dead instance).
+  # status-check alarms, or in the autoscaling mode the ELB health check, cover a dead one).
   treat_missing_data = "notBreaching"
   alarm_actions      = local.notify
   ok_actions         = local.notify
@@ -106,11 +111,12 @@ resource "aws_cloudwatch_metric_alarm" "disk" {
   count = local.metrics ? 1 : 0
 
   alarm_name        = "${var.name}-disk-above-${local.disk_threshold}-percent"
-  alarm_description = "A file system of the instance (root or the model volume) is more than ${local.disk_threshold} % full for 10 minutes. docs/OPERATIONS.md, Alarms."
+  alarm_description = "A file system of ${local.autoscaling ? "an instance of the group" : "the instance"} (root or the model volume) is more than ${local.disk_threshold} % full for 10 minutes. docs/OPERATIONS.md, Alarms."
   namespace         = local.namespace
   metric_name       = "disk_used_percent"
-  # The agent's aggregate over every file system of the instance (aggregation_dimensions).
-  dimensions          = { InstanceId = var.instance_id }
+  # The agent's aggregate over every file system of the instance, or of every instance of
+  # the group (aggregation_dimensions in instance.tf).
+  dimensions          = local.host_dimension
   statistic           = "Maximum"
   period              = 300
   evaluation_periods  = 2

@@ -5,7 +5,8 @@ locals {
   console = "https://${var.region}.${lookup({ aws-cn = "console.amazonaws.cn", aws-us-gov = "console.amazonaws-us-gov.com" }, var.partition, "console.aws.amazon.com")}"
 
   # Each widget: [title, properties]; the grid is three 8x6 widgets a row.
-  host = ["InstanceId", var.instance_id]
+  # The host widgets read the agent's aggregate by instance, or by group (every instance).
+  host = flatten([for name, value in local.host_dimension : [name, value]])
   widget_list = [for widget in [
     ["Requests per minute (API routes)", {
       stat = "Sum", metrics = [

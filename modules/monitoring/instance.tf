@@ -37,10 +37,11 @@ locals {
     "/var/log/inference-recovery.log" = "recovery"
   }
 
-  # The CloudWatch agent's configuration. Its metrics carry the instance's id, plus an
-  # aggregate per instance (aggregation_dimensions) over every file system and GPU, which is
-  # what the disk alarm and the dashboard read: the per-disk series carry the path and file
-  # system type, which vary with the AMI.
+  # The CloudWatch agent's configuration. Its metrics carry the instance's id (and in the
+  # autoscaling mode the group's name), plus an aggregate per instance (and per group)
+  # (aggregation_dimensions) over every file system and GPU, which is what the disk alarm
+  # and the dashboard read (local.host_dimension): the per-disk series carry the path and
+  # file system type, which vary with the AMI.
   agent_config = merge([for section in [
     {
       agent = {
@@ -67,9 +68,12 @@ locals {
     } : null,
     local.metrics ? {
       metrics = {
-        namespace              = local.namespace
-        append_dimensions      = { InstanceId = "$${aws:InstanceId}" }
-        aggregation_dimensions = [["InstanceId"]]
+        namespace = local.namespace
+        append_dimensions = merge(
+          { InstanceId = "$${aws:InstanceId}" },
+          local.autoscaling ? { AutoScalingGroupName = "$${aws:AutoScalingGroupName}" } : {},
+        )
+        aggregation_dimensions = local.autoscaling ? [["AutoScalingGroupName"], ["InstanceId"]] : [["InstanceId"]]
         metrics_collected = merge([for collector in [
           { mem = { measurement = ["mem_used_percent"] } },
           {
@@ -91,6 +95,10 @@ locals {
     agent     = local.agent
     metrics   = local.metrics
     namespace = local.namespace
+    # The scaling policy's metric, for the publisher's environment ("" in the instance mode).
+    load_metric_namespace  = try(local.load_metric.namespace, "")
+    load_metric_name       = try(local.load_metric.name, "")
+    load_metric_dimensions = join(",", [for name, value in try(local.load_metric.dimensions, {}) : "${name}=${value}"])
   }
 
   instance_files = merge(

@@ -13,6 +13,21 @@ locals {
 
   logs    = var.logs.enabled
   metrics = var.metrics.enabled
+
+  # The autoscaling mode (a name known at plan): the host's metrics are read by the group,
+  # whose instances come and go, instead of by one instance.
+  autoscaling    = var.autoscaling_group_name != null
+  host_dimension = local.autoscaling ? { AutoScalingGroupName = var.autoscaling_group_name } : { InstanceId = var.instance_id }
+
+  # The one definition of the metric the autoscaling mode's target tracking policy averages:
+  # each instance's requests in flight, published by publish-metrics.py only while the
+  # instance answers /ready (a loading instance would pull the average down). The policy
+  # reads it from the output load_metric, the publisher from its unit's environment.
+  load_metric = local.autoscaling ? {
+    namespace  = local.namespace
+    name       = "InFlightRequests"
+    dimensions = { AutoScalingGroupName = var.autoscaling_group_name }
+  } : null
 }
 
 resource "aws_cloudwatch_log_group" "this" {
@@ -58,6 +73,19 @@ data "aws_iam_policy_document" "instance" {
         variable = "cloudwatch:namespace"
         values   = [statement.value]
       }
+    }
+  }
+
+  # The autoscaling mode: the agent resolves ${aws:AutoScalingGroupName} from the instance's
+  # aws:autoscaling:groupName tag with DescribeTags (instance metadata tags are off), an
+  # action without resource types.
+  dynamic "statement" {
+    for_each = local.metrics && local.autoscaling ? ["*"] : []
+
+    content {
+      sid       = "ReadInstanceTags"
+      actions   = ["ec2:DescribeTags"]
+      resources = [statement.value]
     }
   }
 }

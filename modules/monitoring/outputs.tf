@@ -28,7 +28,7 @@ output "logs_url" {
 }
 
 output "alarm_names" {
-  description = "Names of the deployment's alarms (empty without metrics)."
+  description = "Names of the deployment's alarms (empty without metrics). The status-check alarms (EC2 recover and reboot) exist in the instance mode only: in the autoscaling mode the group's ELB health check replaces a broken instance."
   value       = local.alarm_names
 }
 
@@ -38,6 +38,11 @@ output "alarm_topic_arn" {
 }
 
 output "system_status_recovers" {
-  description = "Whether the system-status alarm recovers the instance onto new hardware (false for types with an instance store, whose alarm only notifies)."
+  description = "Whether the system-status alarm recovers the instance onto new hardware (false for types with an instance store, whose alarm only notifies, and in the autoscaling mode, which has no such alarm)."
   value       = local.can_recover
+}
+
+output "load_metric" {
+  description = "The autoscaling mode's requests in flight per instance, which publish-metrics.py publishes every minute while the instance answers /ready, and the target tracking policy averages: namespace, name, dimensions. Null in the instance mode and without metrics (nothing publishes it)."
+  value       = local.metrics ? local.load_metric : null
 }

@@ -23,7 +23,12 @@ variable "partition" {
 }
 
 variable "instance_id" {
-  description = "ID of the instance the status-check and disk alarms and the dashboard watch."
+  description = "deployment_mode \"instance\": ID of the instance the status-check alarms (EC2's recover and reboot actions), the disk alarm and the dashboard's host widgets watch. Null in the autoscaling mode."
+  type        = string
+}
+
+variable "autoscaling_group_name" {
+  description = "deployment_mode \"autoscaling\": name of the Auto Scaling group, known at plan (it decides which alarms exist). The disk alarm and the dashboard read the agent's aggregate over the group's instances, no status-check alarm acts on an instance (the group's ELB health check replaces a broken one), and each ready instance publishes its requests in flight for the scaling policy (output load_metric). Null in the instance mode."
   type        = string
 }
 

@@ -192,7 +192,11 @@ def test_every_rendered_artifact_of_every_case_passes(as_root: None, tmp_path: P
     assert "nginx-acme.conf" not in rendered["cpu-http-dns"]
     assert "ssl_certificate" in rendered["gpu-tp1-https-dns"]["nginx-site.conf"]
     assert "set_real_ip_from" in rendered["cpu-autoscaling"]["nginx-site.conf"]
-    assert "inference-load-metric.timer" in rendered["cpu-autoscaling"]
+    # One publisher in both modes; in the autoscaling mode its unit names the scaling metric.
+    assert "LOAD_METRIC_NAME=InFlightRequests" in rendered["cpu-autoscaling"][
+        "inference-metrics.service"]
+    assert "LOAD_METRIC" not in rendered["cpu-http-dns"]["inference-metrics.service"]
+    assert not [n for files in rendered.values() for n in files if "load-metric" in n]
     assert "setup-model-cache.sh" in rendered["gpu-tp1-https-dns-cache"]
     assert "/models/model-cache/" in vllm["gpu-tp4-autoscaling-cache"]
     cache: dict[str, list[str]] = {}

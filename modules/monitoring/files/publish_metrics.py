@@ -21,6 +21,12 @@ endpoint per namespace):
                                       endpoint has been ready since the instance was made,
                                       so a first boot downloading the model raises no alarm
 
+In the autoscaling mode, inference-metrics.service also names the metric the Auto Scaling
+group's target tracking policy averages (LOAD_METRIC_NAMESPACE, LOAD_METRIC_NAME and
+LOAD_METRIC_DIMENSIONS as Name=Value,...; modules/monitoring's load_metric), and each run
+publishes the requests in flight to it too, only while /ready answers 200: an instance still
+loading its model publishes nothing there and so does not pull the group's average down.
+
 A counter that went down means the proxy restarted: its new value is the delta. Settings
 come from the environment (inference.env: APP_PORT, ENABLE_HTTPS, DOMAIN_NAME, AWS_REGION).
 Standard library only, Python 3.10 and later: it runs on the instance's own python3, and
@@ -220,6 +226,40 @@ def metric_data(previous: Reading | None, current: Reading | None,
     return data
 
 
+@dataclass(frozen=True)
+class LoadMetric:
+    """The metric the autoscaling mode's target tracking policy averages."""
+
+    namespace: str
+    name: str
+    dimensions: dict[str, str]
+
+
+def load_metric(environ: dict[str, str]) -> LoadMetric | None:
+    """The scaling policy's metric from the unit's environment (None: the instance mode)."""
+    names = ("LOAD_METRIC_NAMESPACE", "LOAD_METRIC_NAME", "LOAD_METRIC_DIMENSIONS")
+    values = [environ.get(name, "") for name in names]
+    if not any(values):
+        return None
+    if not all(values):
+        raise ValueError(f"{', '.join(names)} come together; set: "
+                         f"{', '.join(n for n, v in zip(names, values, strict=True) if v)}")
+    pairs = [pair.split("=", 1) for pair in values[2].split(",")]
+    if any(len(pair) != 2 or not all(pair) for pair in pairs):
+        raise ValueError(f"LOAD_METRIC_DIMENSIONS must be Name=Value,...: {values[2]!r}")
+    return LoadMetric(values[0], values[1], {name: value for name, value in pairs})
+
+
+def load_data(metric: LoadMetric | None, current: Reading | None,
+              ready: bool) -> list[dict[str, Any]]:
+    """The scaling policy's datum: the requests in flight, only from a ready instance."""
+    if metric is None or current is None or not ready:
+        return []
+    return [{"MetricName": metric.name, "Value": current.in_flight, "Unit": "Count",
+             "Dimensions": [{"Name": name, "Value": value}
+                            for name, value in metric.dimensions.items()]}]
+
+
 # --- the instance ---------------------------------------------------------------------------
 
 
@@ -288,6 +328,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{missing} is not set: run from inference-metrics.service, which reads "
               "/opt/inference/scripts/inference.env", file=sys.stderr)
         return 2
+    try:
+        scaling = load_metric(dict(os.environ))
+    except ValueError as error:
+        print(f"{error} (inference-metrics.service sets them)", file=sys.stderr)
+        return 2
     https = os.environ.get("ENABLE_HTTPS") == "true"
     state = load_state(args.state)
 
@@ -295,17 +340,24 @@ def main(argv: list[str] | None = None) -> int:
     ready_once = bool(state.get("ready_once")) or ready
     current = scrape(port)
     previous = Reading(**state["reading"]) if state.get("reading") else None
-    data = metric_data(previous, current, ready if ready_once else None)
-    if data:
-        put_metric_data(args.namespace, region, data)
+    batches: dict[str, list[dict[str, Any]]] = {
+        args.namespace: metric_data(previous, current, ready if ready_once else None)}
+    if scaling is not None:
+        batches.setdefault(scaling.namespace, []).extend(load_data(scaling, current, ready))
+    data = [datum for batch in batches.values() for datum in batch]
+    for namespace, batch in batches.items():
+        if batch:
+            put_metric_data(namespace, region, batch)
     args.state.parent.mkdir(parents=True, exist_ok=True)
     args.state.write_text(json.dumps({
         "ready_once": ready_once,
         # A proxy that does not answer keeps the last reading: deltas resume after it.
         "reading": asdict(current) if current else state.get("reading"),
     }))
-    print(f"published {', '.join(d['MetricName'] for d in data) or 'nothing'} to "
-          f"{args.namespace} (ready: {ready})")
+    published = [d["MetricName"] + "".join(f" {x['Name']}={x['Value']}"
+                                           for x in d.get("Dimensions", [])) for d in data]
+    print(f"published {', '.join(published) or 'nothing'} to "
+          f"{', '.join(batches)} (ready: {ready})")
     return 0
 
 

@@ -1,6 +1,7 @@
 """modules/monitoring planned with real Terraform: the instance policy statement by statement,
 each alarm's metric and actions, the dashboard's widgets, and the files it renders for the
-instance (Docker's log options, the CloudWatch agent's configuration, the publisher)."""
+instance (Docker's log options, the CloudWatch agent's configuration, the publisher), in
+the instance mode and in the autoscaling mode (case autoscaling_group)."""
 
 from __future__ import annotations
 
@@ -14,11 +15,12 @@ from testkit.instance import cloudwatch_agent
 
 HERE = Path(__file__).resolve().parent
 MODULE = "modules/monitoring"
-CASES = ("gpu_defaults", "cpu_email_kms", "logs_only", "all_off")
+CASES = ("gpu_defaults", "cpu_email_kms", "logs_only", "all_off", "autoscaling_group")
 GROUP = "/ec2-inference/llm-dev"
 GROUP_ARN = f"arn:aws:logs:us-east-1:123456789012:log-group:{GROUP}"
 NAMESPACE = "ec2-inference/llm-dev"
 INSTANCE = "i-0123456789abcdef0"
+GROUP_NAME = "llm-dev"
 
 
 @pytest.fixture(scope="module")
@@ -272,3 +274,76 @@ def test_the_publisher_and_its_timer_come_with_metrics(plans: dict[str, Any]) ->
     assert "systemctl disable --now inference-metrics.timer" in logs_only["setup-monitoring.sh"]
     off = files(plans["all_off"])["setup-monitoring.sh"]
     assert '"$ctl" -a stop' in off and "fetch-config" not in off
+
+
+# --- the autoscaling mode ---------------------------------------------------------------
+
+
+def test_group_members_have_no_status_check_alarms_with_ec2_actions(
+        plans: dict[str, Any]) -> None:
+    plan = plans["autoscaling_group"]
+    found = alarms(plan)
+    # The group's ELB health check replaces a broken instance: no recover or reboot action
+    # aimed at an instance id that does not exist in this mode.
+    assert set(found) == {"unhealthy", "disk", "server_errors"}
+    assert not [a for alarm in found.values() for a in alarm.get("alarm_actions", [])
+                if ":automate:" in a]
+    assert plan.counts.get("data.aws_ec2_instance_type", 0) == 0
+    assert plan.outputs["system_status_recovers"] is False
+    assert "ELB health check replaces" in found["unhealthy"]["alarm_description"]
+    assert plan.outputs["alarm_names"] == [
+        "llm-dev-endpoint-unhealthy", "llm-dev-disk-above-85-percent", "llm-dev-5xx-rate"]
+
+
+def test_group_disk_alarm_and_host_widgets_read_the_agents_group_aggregate(
+        plans: dict[str, Any]) -> None:
+    disk = alarms(plans["autoscaling_group"])["disk"]
+    assert (disk["namespace"], disk["metric_name"], disk["dimensions"], disk["statistic"]) == (
+        NAMESPACE, "disk_used_percent", {"AutoScalingGroupName": GROUP_NAME}, "Maximum")
+    agent = json.loads(files(plans["autoscaling_group"])["amazon-cloudwatch-agent.json"])
+    assert cloudwatch_agent.validate(agent) == []
+    # The agent's documented placeholders; the aggregate by the group is what the alarm and
+    # the dashboard read, the one by instance says which member it is.
+    assert agent["metrics"]["append_dimensions"] == {
+        "InstanceId": "${aws:InstanceId}", "AutoScalingGroupName": "${aws:AutoScalingGroupName}"}
+    assert agent["metrics"]["aggregation_dimensions"] == [["AutoScalingGroupName"],
+                                                          ["InstanceId"]]
+    host = {w["properties"]["title"]: w["properties"]["metrics"]
+            for w in dashboard(plans["autoscaling_group"]) if w["type"] == "metric"}
+    for title, metric in (("Disk used, fullest file system (%)", "disk_used_percent"),
+                          ("Memory used (%)", "mem_used_percent"),
+                          ("GPU utilisation, busiest GPU (%)", "nvidia_smi_utilization_gpu")):
+        assert host[title] == [[NAMESPACE, metric, "AutoScalingGroupName", GROUP_NAME]]
+    gpu_memory = [m for m in host["GPU memory used, all GPUs (%)"] if isinstance(m[0], str)]
+    assert [m[2:4] for m in gpu_memory] == [["AutoScalingGroupName", GROUP_NAME]] * 2
+    assert INSTANCE not in plans["autoscaling_group"].values[
+        "aws_cloudwatch_dashboard.this[0]"]["dashboard_body"]
+
+
+def test_group_members_may_read_their_tags_for_the_agents_group_dimension(
+        plans: dict[str, Any]) -> None:
+    policy = statements(plans["autoscaling_group"])
+    assert list(policy) == ["WriteDeploymentLogs", "PublishDeploymentMetrics", "ReadInstanceTags"]
+    tags = policy["ReadInstanceTags"]
+    # DescribeTags has no resource type: "*" is the only valid resource.
+    assert (tags["Effect"], tags["Action"], tags["Resource"]) == (
+        "Allow", "ec2:DescribeTags", "*")
+    assert "Condition" not in tags
+    assert policy["PublishDeploymentMetrics"]["Condition"] == {
+        "StringEquals": {"cloudwatch:namespace": NAMESPACE}}
+
+
+def test_the_publisher_is_told_the_scaling_metric_the_output_names(
+        plans: dict[str, Any]) -> None:
+    plan = plans["autoscaling_group"]
+    metric = plan.outputs["load_metric"]
+    assert metric == {"namespace": NAMESPACE, "name": "InFlightRequests",
+                      "dimensions": {"AutoScalingGroupName": GROUP_NAME}}
+    service = files(plan)["inference-metrics.service"]
+    assert f"Environment=LOAD_METRIC_NAMESPACE={NAMESPACE}\n" in service
+    assert "Environment=LOAD_METRIC_NAME=InFlightRequests\n" in service
+    assert f"Environment=LOAD_METRIC_DIMENSIONS=AutoScalingGroupName={GROUP_NAME}\n" in service
+    # The instance mode has no scaling policy; without metrics nothing would publish it.
+    assert "LOAD_METRIC" not in files(plans["gpu_defaults"])["inference-metrics.service"]
+    for case in ("gpu_defaults", "logs_only", "all_off"):
+        assert plans[case].outputs.get("load_metric") is None, case
