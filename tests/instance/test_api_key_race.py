@@ -70,6 +70,8 @@ def test_instances_starting_together_create_one_key_and_all_serve_it(
     for name, content in files.items():
         if name != render.BOOTSTRAP:
             (scripts / name).write_text(content)
+            if name.endswith(".sh"):  # executable, as the instance installs them
+                (scripts / name).chmod(0o755)
     shim = tmp_path / "shim"
     shim.mkdir()
     (shim / "aws").write_text(BARRIER)
