@@ -36,8 +36,8 @@ def policy(plan_summary: Any) -> dict[str, dict[str, Any]]:
 
 def test_the_policy_has_exactly_these_statements(policy: dict[str, dict[str, Any]]) -> None:
     assert list(policy) == ["ReadScripts", "EcrAuthorization", "EcrPull", "ReadSecrets",
-                            "FindDataVolume", "CreateApiKeys", "SessionManagerRegister", "SessionManagerChannels",
-                            "NoOtherParameters", "NeverOverwriteApiKeys"]
+                            "FindDataVolume", "CreateApiKeys", "SessionManagerRegister",
+                            "SessionManagerChannels", "NoOtherParameters", "NeverOverwriteApiKeys"]
 
 
 def test_scripts_and_image_are_read_from_this_deployment_only(
