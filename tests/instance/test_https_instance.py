@@ -5,6 +5,7 @@ converges once they appear), setup-certbot.sh waits for DNS -> the instance's pu
 
 from __future__ import annotations
 
+import json
 import time
 
 import pytest
@@ -58,3 +59,19 @@ def test_renewal_timer_enabled_and_port_80_redirects(https_instance: harness.Ins
     assert check.returncode == 0, check.stdout
     failed = https_instance.exec("systemctl", "--failed", "--plain", "--no-legend").stdout
     assert failed.strip() == "", failed
+
+
+def test_without_cloudwatch_logs_docker_rotates_its_own_and_health_is_checked_over_tls(
+        https_instance: harness.Instance) -> None:
+    # This case turns CloudWatch Logs off (enable_cloudwatch_logs = false).
+    config = https_instance.exec("docker", "inspect", "--format",
+                                 "{{json .HostConfig.LogConfig}}", "inference-proxy").stdout
+    assert json.loads(config) == {"Type": "local",
+                                  "Config": {"max-file": "5", "max-size": "20m"}}
+    daemon = json.loads(https_instance.exec("cat", "/etc/docker/daemon.json").stdout)
+    assert daemon["log-driver"] == "local"
+    # Metrics stay on: the publisher asks /ready through NGINX as a client does, with the
+    # domain's name for SNI and verification (pebble's root is trusted on the instance).
+    https_instance.exec("systemctl", "start", "inference-metrics.service")
+    journal = https_instance.exec("journalctl", "-u", "inference-metrics", "--no-pager").stdout
+    assert "(ready: True)" in journal, journal
