@@ -290,7 +290,9 @@ class _ReadyHandler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         self.server.asked.append(self.path)
-        body = b'{"status":"ready"}' if self.server.status == 200 else b'{"status":"loading"}'
+        # The proxy's answers (docs/API_REFERENCE.md, /ready).
+        body = (b'{"status":"ready","models":["m"]}' if self.server.status == 200
+                else b'{"status":"not_ready","upstream":"vLLM is loading"}')
         self.send_response(self.server.status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
@@ -326,7 +328,7 @@ def test_the_readiness_gate_fails_with_the_diagnostics_runs_again_and_passes_onc
     assert (f"{GATE} (local-exec): waiting for http://llm.example.com/ready to answer 200 "
             "(at most 10 s)") in output
     assert ("did not answer http://llm.example.com/ready with 200 within 10 s "
-            "(last: HTTP 503: {\"status\":\"loading\"})") in output
+            '(last: HTTP 503: {"status":"not_ready","upstream":"vLLM is loading"})') in output
     assert (f"check_services: aws ssm start-session --region us-east-1 --target {instance_id} "
             "--document-name AWS-StartInteractiveCommand") in output
     assert "local-exec provisioner error" in output
