@@ -507,7 +507,8 @@ def check_docker_daemon(content: str) -> list[str]:
         daemon = json.loads(content)
     except ValueError as error:
         return [f"not JSON: {error}"]
-    problems = [f"unexpected key {key!r}" for key in daemon if key not in ("log-driver", "log-opts")]
+    problems = [f"unexpected key {key!r}" for key in daemon
+                if key not in ("log-driver", "log-opts")]
     driver, options = daemon.get("log-driver"), daemon.get("log-opts", {})
     if driver not in DOCKER_LOG_OPTIONS:
         return [*problems, f"log-driver {driver!r} is not one of {sorted(DOCKER_LOG_OPTIONS)}"]

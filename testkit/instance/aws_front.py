@@ -64,7 +64,8 @@ def agent_package(downloads: Path) -> Path:
         unit.write_text(
             "[Unit]\nDescription=Amazon CloudWatch Agent (harness stand-in)\n"
             "After=network-online.target\n\n[Service]\n"
-            "ExecStart=/usr/bin/python3 /opt/aws/amazon-cloudwatch-agent/bin/cloudwatch_agent.py run\n"
+            "ExecStart=/usr/bin/python3"
+            " /opt/aws/amazon-cloudwatch-agent/bin/cloudwatch_agent.py run\n"
             "Restart=on-failure\nRestartSec=10\n\n[Install]\nWantedBy=multi-user.target\n")
         (root / "DEBIAN").mkdir()
         (root / "DEBIAN/control").write_text(

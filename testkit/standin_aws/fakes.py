@@ -116,7 +116,8 @@ def fake_id(tf_type: str, known: dict[str, Any], seed: str, region: str = "us-ea
         return f"arn:aws:iam::{ACCOUNT_ID}:policy/{known['name']}"
     if tf_type == "aws_sns_topic" and isinstance(known.get("name"), str):
         # The provider's id of a topic (and of a subscription) is its ARN.
-        return f"arn:{PARTITION}:sns:{known.get('region') or 'us-east-1'}:{ACCOUNT_ID}:{known['name']}"
+        region = known.get("region") or "us-east-1"
+        return f"arn:{PARTITION}:sns:{region}:{ACCOUNT_ID}:{known['name']}"
     if tf_type == "aws_sns_topic_subscription" and isinstance(known.get("topic_arn"), str):
         h = seed
         return f"{known['topic_arn']}:{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:32]}"

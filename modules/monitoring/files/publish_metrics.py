@@ -15,7 +15,7 @@ endpoint per namespace):
     RequestDuration, TimeToFirstToken the new observations of the proxy's histograms, as
                                       values and counts (bucket midpoints), so CloudWatch
                                       has percentiles at the buckets' resolution
-    InFlightRequests                  requests in flight now
+    InFlightRequests                  requests in flight now (this scrape not counted)
     Healthy                           1 when /ready answers 200 through NGINX (as a client
                                       reaches it, TLS included), else 0; only once the
                                       endpoint has been ready since the instance was made,
@@ -155,7 +155,8 @@ def reading(samples: dict[str, list[Sample]]) -> Reading:
     found.duration = _buckets(samples, "proxy_request_duration_seconds")
     found.ttft = _buckets(samples, "proxy_time_to_first_token_seconds")
     in_flight = samples.get("proxy_in_flight_requests", [])
-    found.in_flight = in_flight[0][1] if in_flight else 0
+    # The proxy counts every request it is handling, this scrape of /metrics included.
+    found.in_flight = max(0.0, in_flight[0][1] - 1) if in_flight else 0
     return found
 
 
