@@ -310,6 +310,9 @@ module "autoscaling" {
 
   name   = local.prefix
   launch = module.ec2.launch
+  # A change of the scripts or settings rolls the group (instance refresh) instead of
+  # updating its instances in place together.
+  scripts_digest = module.scripts_bucket.manifest_sha256
   # Behind the NAT gateway the instances need no public address.
   subnet_ids                  = var.enable_nat_gateway ? module.vpc.private_subnet_ids : module.vpc.public_subnet_ids
   associate_public_ip_address = !var.enable_nat_gateway

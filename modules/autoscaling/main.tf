@@ -16,13 +16,15 @@ locals {
 }
 
 resource "aws_launch_template" "this" {
-  name_prefix            = "${var.name}-"
-  description            = "Instances of the inference endpoint ${var.name} (modules/ec2 renders what they run)"
-  image_id               = var.launch.ami_id
-  instance_type          = var.launch.instance_type
-  key_name               = var.launch.key_name
-  ebs_optimized          = var.launch.ebs_optimized
-  user_data              = base64encode(var.launch.user_data)
+  name_prefix   = "${var.name}-"
+  description   = "Instances of the inference endpoint ${var.name} (modules/ec2 renders what they run)"
+  image_id      = var.launch.ami_id
+  instance_type = var.launch.instance_type
+  key_name      = var.launch.key_name
+  ebs_optimized = var.launch.ebs_optimized
+  # The bootstrap, and after its last line (it ends in exec, so this never runs) the digest
+  # of the files it fetches: a new digest is a new version, rolled out by instance refresh.
+  user_data              = base64encode("${var.launch.user_data}# scripts ${var.scripts_digest}\n")
   update_default_version = true
 
   iam_instance_profile {

@@ -92,6 +92,11 @@ variable "min_healthy_percentage" {
   type        = number
 }
 
+variable "scripts_digest" {
+  description = "A digest of every file the instances run (modules/scripts_bucket's `manifest_sha256`). It is written into the launch template's user data, so a change of a script or setting is a new launch template version, which the group rolls out (instance refresh): its instances are replaced one by one, never updated in place all at once."
+  type        = string
+}
+
 variable "spot" {
   description = "Spot capacity: enabled (a mixed-instances policy), the On-Demand base that is never Spot, the instance types to spread Spot requests over (the launch type first), and the highest hourly price (null: the On-Demand price)."
   type = object({

@@ -169,13 +169,17 @@ locals {
       "inference-watchdog.timer"   = "inference-watchdog.timer.tftpl"
       "inference-recovery.service" = "inference-recovery.service.tftpl"
       "inference-update.service"   = "inference-update.service.tftpl"
-      "inference-update.timer"     = "inference-update.timer.tftpl"
       "inference-keys.service"     = "inference-keys.service.tftpl"
       "inference-keys.timer"       = "inference-keys.timer.tftpl"
       "inference-prune.service"    = "inference-prune.service.tftpl"
       "inference-prune.timer"      = "inference-prune.timer.tftpl"
       "nginx-site.conf"            = "nginx-site.conf.tftpl"
     },
+    # In-place updates are the instance mode's; the autoscaling mode rolls its group instead
+    # (modules/autoscaling), so its instances apply a new manifest only when they boot.
+    local.single_instance ? {
+      "inference-update.timer" = "inference-update.timer.tftpl"
+    } : {},
     var.idle_stop_minutes != null ? {
       "idle-stop.sh"                = "idle-stop.sh.tftpl"
       "inference-idle-stop.service" = "inference-idle-stop.service.tftpl"

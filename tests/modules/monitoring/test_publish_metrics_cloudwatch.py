@@ -131,7 +131,9 @@ def publish(files: dict[str, str], tmp: Path, *, ready: bool,
 
 def test_a_ready_member_publishes_its_requests_in_flight_for_the_scaling_policy(
         rendered: dict[str, dict[str, str]], tmp_path: Path) -> None:
-    found = publish(rendered["autoscaling_group"], tmp_path, ready=True, in_flight=3)
+    # The proxy's gauge counts the /metrics request it is answering: 4 there is 3 API
+    # requests in flight, which is what the publisher reports.
+    found = publish(rendered["autoscaling_group"], tmp_path, ready=True, in_flight=4)
     # The series the target tracking policy averages (the group's name as its dimension),
     # next to the deployment-wide ones the dashboard and alarms read.
     assert {"name": "InFlightRequests", "dimensions": {"AutoScalingGroupName": "llm-dev"},

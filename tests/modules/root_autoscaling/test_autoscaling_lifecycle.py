@@ -98,13 +98,14 @@ def test_a_new_model_is_a_rolling_update_and_destroy_removes_everything(
             deployed.execute_command("show", "-json", "update.tfplan").out)
     changed = {c["address"]: c["change"]["actions"] for c in plan["resource_changes"]
                if c["change"]["actions"] != ["no-op"]}
-    # New scripts (uploaded), a new bootstrap hash, so a new launch template version, which
-    # the group rolls out (instance refresh); nothing is replaced.
+    # New scripts (uploaded) and manifest, whose digest is in the launch template's user
+    # data: a new version, which the group rolls out (instance refresh); nothing is replaced.
     assert changed.pop(TEMPLATE) == ["update"]
     assert changed.pop(GROUP) == ["update"]
     # The rest: the rendered files that name the model, uploaded again in place.
     assert changed == {f'module.scripts_bucket.aws_s3_object.script["scripts/{name}"]': ["update"]
-                       for name in ("inference.env", "vllm.service")}, changed
+                       for name in ("inference.env", "vllm.service")} | {
+                           "module.scripts_bucket.aws_s3_object.manifest": ["update"]}, changed
     with plans.terraform_errors("apply"):
         deployed.execute_command("apply", "-input=false", "-no-color", "update.tfplan")
 

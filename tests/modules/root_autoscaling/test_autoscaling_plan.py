@@ -8,6 +8,7 @@ with a message that says what to do."""
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import re
 from pathlib import Path
@@ -50,8 +51,13 @@ def waf_plan(plan_summary: Any) -> Any:
 def test_launch_template_runs_the_rendered_bootstrap_with_the_security_defaults(
         waf_plan: Any) -> None:
     template = waf_plan.values[f"{ASG}.aws_launch_template.this"]
-    # The bootstrap the instance mode would run, rendered once by modules/ec2.
-    assert base64.b64decode(template["user_data"]).decode() == waf_plan.outputs["user_data"]
+    # The bootstrap the instance mode would run, rendered once by modules/ec2, then (after
+    # its final exec, never run) the manifest's digest: a changed file is a new version.
+    user_data = base64.b64decode(template["user_data"]).decode()
+    manifest = waf_plan.values['module.scripts_bucket.aws_s3_object.manifest']["content"]
+    assert user_data == (f"{waf_plan.outputs['user_data']}"
+                         f"# scripts {hashlib.sha256(manifest.encode()).hexdigest()}\n")
+    assert waf_plan.outputs["user_data"].rstrip().endswith("exec bash $t/update.sh --boot")
     (metadata,) = template["metadata_options"]
     assert (metadata["http_tokens"], metadata["http_put_response_hop_limit"]) == ("required", 1)
     root, cache = template["block_device_mappings"]
@@ -143,6 +149,10 @@ def test_scripts_are_the_instance_modes_with_the_load_balancers_settings(
     assert not [name for name in files if "load-metric" in name]
     assert "load-metric" not in files["setup-services.sh"]
     assert files["inference-metrics.timer"].count("OnUnitActiveSec=1min") == 1
+    # No in-place updates: the group rolls (a new launch template version) instead of
+    # restarting every instance's vLLM at once; update.sh runs only at boot.
+    assert "inference-update.timer" not in files
+    assert "inference-update.timer" not in files["main-setup.sh"]
 
 
 def test_model_cache_syncs_before_vllm_and_loads_from_disk(plan_summary: Any) -> None:
