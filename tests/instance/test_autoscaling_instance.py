@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime
 
-import boto3
 import pytest
 from instance_checks import Boot, assert_serves
 
@@ -62,9 +61,7 @@ def test_requests_in_flight_reach_cloudwatch_for_the_scaling_policy(
     assert timer.strip() == "enabled"
     # What the timer runs every minute, once now, on a ready member.
     member.exec("systemctl", "start", "inference-metrics.service")
-    cloudwatch = boto3.client("cloudwatch", region_name=harness.REGION,
-                              endpoint_url=member.moto_url, aws_access_key_id="testing",
-                              aws_secret_access_key="testing")
+    cloudwatch = member.aws("cloudwatch")  # moto, with the harness's administrator keys
     namespace = "ec2-inference/llm-sim"
     dimensions = [{"Name": "AutoScalingGroupName", "Value": "llm-sim"}]
     metrics = cloudwatch.list_metrics(Namespace=namespace, MetricName="InFlightRequests",
