@@ -2,10 +2,10 @@
 # in the instance mode it also runs them on one instance) -> scripts_bucket (uploads them);
 # route53 points the name at ec2's Elastic IP; schedule (working hours, instance mode)
 # starts and stops ec2's instance. In the autoscaling mode, load_balancer (ALB, ACM
-# certificate) -> autoscaling (launch template from ec2's `launch`, group, scaling) and
-# waf, and route53 aliases the name to the load balancer. The bucket name is computed here
-# once, so ec2 can scope its policy to it without depending on the bucket module, and the
-# graph reads top to bottom.
+# certificate) -> autoscaling (launch template from ec2's `launch`, group, scaling on
+# monitoring's `load_metric`) and waf, and route53 aliases the name to the load balancer.
+# The bucket name is computed here once, so ec2 can scope its policy to it without
+# depending on the bucket module, and the graph reads top to bottom.
 
 data "aws_caller_identity" "current" {}
 
@@ -37,6 +37,9 @@ locals {
   dns      = var.domain_name != null && var.create_route53_records
 
   autoscaling = var.deployment_mode == "autoscaling"
+  # The group's name (modules/autoscaling names it `name`), known at plan: monitoring
+  # decides by it which alarms exist.
+  autoscaling_group_name = local.autoscaling ? local.prefix : null
   # The autoscaling mode validates its certificate in the zone, so it resolves the zone
   # once here for the certificate and the alias record.
   zone_id = var.route53_zone_id != null ? var.route53_zone_id : try(data.aws_route53_zone.endpoint[0].zone_id, null)
@@ -50,7 +53,21 @@ locals {
   image_uri = var.image_uri != null ? var.image_uri : module.build[0].image_uri
 
   # Where Session Manager commands go: the instance, or the group's first one in service.
-  session_target = local.autoscaling ? "$(aws autoscaling describe-auto-scaling-groups --region ${var.region} --auto-scaling-group-names ${local.prefix} --query 'AutoScalingGroups[0].Instances[?LifecycleState==`InService`] | [0].InstanceId' --output text)" : module.ec2.instance_id
+  session_target = local.autoscaling ? "$(aws autoscaling describe-auto-scaling-groups --region ${var.region} --auto-scaling-group-names ${local.autoscaling_group_name} --query 'AutoScalingGroups[0].Instances[?LifecycleState==`InService`] | [0].InstanceId' --output text)" : module.ec2.instance_id
+  ssm_command    = "aws ssm start-session --region ${var.region} --target ${local.session_target} --document-name AWS-StartInteractiveCommand --parameters"
+  diagnostic_commands = merge(
+    {
+      boot_log       = "${local.ssm_command} command='sudo tail -f /var/log/user-data.log'"
+      check_services = "${local.ssm_command} command='sudo /usr/local/bin/check-services.sh'"
+      vllm_logs      = "${local.ssm_command} command='sudo journalctl -u vllm -f'"
+      updates        = "${local.ssm_command} command='sudo journalctl -u inference-update -n 100'"
+      health         = "curl -s ${local.api_endpoint}/health"
+      list_models    = "curl -s -H \"Authorization: Bearer $(aws ssm get-parameter --region ${var.region} --name ${module.ec2.api_keys_parameter_name} --with-decryption --query Parameter.Value --output text | cut -d, -f1)\" ${local.api_endpoint}/v1/models"
+    },
+    var.enable_cloudwatch_logs ? {
+      cloudwatch_logs = "aws logs tail ${module.monitoring.log_group_name} --region ${var.region} --follow"
+    } : {},
+  )
 }
 
 # The zones that offer the instance type: GPU types in particular are missing from some
@@ -189,11 +206,41 @@ module "schedule" {
   }
 }
 
+# CloudWatch: the log group, the instance's permission to use it and to publish metrics,
+# alarms, the dashboard, and its own files for the instance (uploaded with ec2's). In the
+# autoscaling mode it watches the group instead of one instance, and its publisher also
+# publishes the requests in flight the scaling policy tracks (its output load_metric).
+module "monitoring" {
+  source = "./modules/monitoring"
+
+  name                   = local.prefix
+  region                 = var.region
+  account_id             = local.account_id
+  partition              = data.aws_partition.current.partition
+  instance_id            = module.ec2.instance_id
+  autoscaling_group_name = local.autoscaling_group_name
+  instance_type          = local.instance_type
+  use_gpu                = var.use_gpu
+  instance_role_name     = module.ec2.iam_role_name
+
+  logs = {
+    enabled        = var.enable_cloudwatch_logs
+    retention_days = var.log_retention_days
+    kms_key_arn    = var.log_kms_key_arn
+  }
+
+  metrics = {
+    enabled           = var.enable_monitoring
+    alarm_email       = var.alarm_email
+    unhealthy_minutes = var.unhealthy_alarm_minutes
+  }
+}
+
 module "scripts_bucket" {
   source = "./modules/scripts_bucket"
 
   bucket_name = local.scripts_bucket_name
-  scripts     = module.ec2.scripts
+  scripts     = merge(module.ec2.scripts, module.monitoring.instance_files)
 }
 
 module "route53" {
@@ -206,6 +253,31 @@ module "route53" {
   ip_addresses    = local.autoscaling ? [] : [module.ec2.public_ip]
   alias           = local.autoscaling ? { name = module.load_balancer[0].dns_name, zone_id = module.load_balancer[0].zone_id } : null
   allow_overwrite = var.route53_allow_overwrite
+}
+
+# The readiness gate: `terraform apply` returns once the endpoint answers /ready, or fails
+# after wait_for_ready_timeout with the commands that show why (tools/wait_ready.py, run
+# with the python3 of the machine that runs Terraform). It runs again when the instance or
+# the endpoint's address changes; in-place updates (update.sh) do not wait for it.
+resource "terraform_data" "wait_for_ready" {
+  count = var.wait_for_ready ? 1 : 0
+
+  triggers_replace = {
+    instance = local.autoscaling ? "${module.autoscaling[0].group_arn}:${module.autoscaling[0].launch_template_version}" : module.ec2.instance_id
+    endpoint = local.api_endpoint
+  }
+
+  provisioner "local-exec" {
+    # An argument list, no shell (see modules/build): the last argument goes in `command`.
+    interpreter = ["python3", "${abspath(path.module)}/tools/wait_ready.py", "--timeout", tostring(var.wait_for_ready_timeout), "--url"]
+    command     = "${local.api_endpoint}/ready"
+    environment = {
+      EC2I_DIAGNOSTICS = jsonencode(local.diagnostic_commands)
+    }
+  }
+
+  # Everything the first boot needs: the scripts, the DNS record, the log group.
+  depends_on = [module.scripts_bucket, module.route53, module.monitoring]
 }
 
 # --- the autoscaling mode -----------------------------------------------------------------
@@ -238,12 +310,15 @@ module "autoscaling" {
 
   name   = local.prefix
   launch = module.ec2.launch
+  # A change of the scripts or settings rolls the group (instance refresh) instead of
+  # updating its instances in place together.
+  scripts_digest = module.scripts_bucket.manifest_sha256
   # Behind the NAT gateway the instances need no public address.
   subnet_ids                  = var.enable_nat_gateway ? module.vpc.private_subnet_ids : module.vpc.public_subnet_ids
   associate_public_ip_address = !var.enable_nat_gateway
   target_group_arn            = module.load_balancer[0].target_group_arn
   request_count_label         = module.load_balancer[0].request_count_label
-  load_metric                 = module.ec2.load_metric
+  load_metric                 = module.monitoring.load_metric
 
   min_size         = var.min_size
   max_size         = var.max_size

@@ -72,14 +72,28 @@ output "instance_quota_command" {
 }
 
 output "diagnostic_commands" {
-  description = "What to run next: follow the boot, check every service, try a request."
-  value = {
-    boot_log       = "aws ssm start-session --region ${var.region} --target ${local.session_target} --document-name AWS-StartInteractiveCommand --parameters command='sudo tail -f /var/log/user-data.log'"
-    check_services = "aws ssm start-session --region ${var.region} --target ${local.session_target} --document-name AWS-StartInteractiveCommand --parameters command='sudo /usr/local/bin/check-services.sh'"
-    vllm_logs      = "aws ssm start-session --region ${var.region} --target ${local.session_target} --document-name AWS-StartInteractiveCommand --parameters command='sudo journalctl -u vllm -f'"
-    health         = "curl -s ${local.api_endpoint}/health"
-    list_models    = "curl -s -H \"Authorization: Bearer $(aws ssm get-parameter --region ${var.region} --name ${module.ec2.api_keys_parameter_name} --with-decryption --query Parameter.Value --output text | cut -d, -f1)\" ${local.api_endpoint}/v1/models"
-  }
+  description = "What to run next: follow the boot, check every service, see the in-place updates, tail the logs, try a request."
+  value       = local.diagnostic_commands
+}
+
+output "dashboard_url" {
+  description = "Console URL of the deployment's CloudWatch dashboard: requests, latency, time to first token, tokens/s, health, disk, memory, GPUs, alarms (null with enable_monitoring = false)."
+  value       = module.monitoring.dashboard_url
+}
+
+output "log_group_name" {
+  description = "CloudWatch Logs group of the deployment (null with enable_cloudwatch_logs = false); `aws logs tail <group> --follow` reads it."
+  value       = module.monitoring.log_group_name
+}
+
+output "logs_url" {
+  description = "Console URL of the deployment's log group (null with enable_cloudwatch_logs = false)."
+  value       = module.monitoring.logs_url
+}
+
+output "alarm_names" {
+  description = "The deployment's CloudWatch alarms (docs/OPERATIONS.md, Alarms, says what to do when one fires)."
+  value       = module.monitoring.alarm_names
 }
 
 output "user_data" {

@@ -593,7 +593,7 @@ variable "spot_instance_types" {
 }
 
 variable "scaling_metric" {
-  description = "Autoscaling mode: what the target tracking policy scales on. \"in_flight_requests\" (default): the proxy's requests in flight, averaged over the ready instances (each publishes it every minute). \"alb_request_count\": requests per instance per minute, from the load balancer (cruder: one long generation counts as much as a short one)."
+  description = "Autoscaling mode: what the target tracking policy scales on. \"in_flight_requests\" (default): the proxy's requests in flight, averaged over the ready instances (each publishes it every minute; needs enable_monitoring = true, whose publisher sends it). \"alb_request_count\": requests per instance per minute, from the load balancer (cruder: one long generation counts as much as a short one)."
   type        = string
   default     = "in_flight_requests"
 
@@ -650,5 +650,80 @@ variable "model_cache_bucket" {
   validation {
     condition     = var.model_cache_bucket == null || can(regex("^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$", coalesce(var.model_cache_bucket, "-")))
     error_message = "model_cache_bucket must be an S3 bucket name such as my-models (no s3:// and no prefix), or null."
+  }
+}
+
+# --- operations: CloudWatch, alarms, the readiness gate ---------------------------------------
+
+variable "enable_cloudwatch_logs" {
+  description = "Send the logs to CloudWatch Logs, one log group per deployment (/ec2-inference/<name>-<environment>): vLLM's and the proxy's containers through Docker's awslogs driver (`docker logs` still works), NGINX's and the boot's logs through the CloudWatch agent. False: they stay on the instance, Docker's rotated local driver."
+  type        = bool
+  default     = true
+}
+
+variable "log_retention_days" {
+  description = "Days CloudWatch Logs keeps the deployment's logs (one of CloudWatch's values; 0 keeps them forever)."
+  type        = number
+  default     = 30
+
+  validation {
+    condition     = contains([0, 1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653], var.log_retention_days)
+    error_message = "log_retention_days must be one of CloudWatch's retention values: 0 (forever), 1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653."
+  }
+}
+
+variable "log_kms_key_arn" {
+  description = "KMS key that encrypts the log group (its key policy must let logs.<region>.amazonaws.com use it; docs/OPERATIONS.md). Null: CloudWatch Logs' own encryption."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.log_kms_key_arn == null || can(regex("^arn:aws[a-z-]*:kms:[a-z0-9-]+:[0-9]{12}:key/[0-9a-f-]+$", coalesce(var.log_kms_key_arn, "-")))
+    error_message = "log_kms_key_arn must be the ARN of a KMS key, such as arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab, or null."
+  }
+}
+
+variable "enable_monitoring" {
+  description = "Metrics, alarms and a dashboard in CloudWatch: memory, disk and GPUs (CloudWatch agent), the proxy's requests, errors, tokens, requests in flight, latency and time to first token, and the endpoint's health, published every minute; alarms on the status checks (instance mode, with EC2's recover and reboot actions; the autoscaling mode has none: the group's ELB health check replaces a broken instance), on the endpoint failing /ready, a disk above 85 % and the 5xx rate. The autoscaling mode's scaling_metric \"in_flight_requests\" needs it."
+  type        = bool
+  default     = true
+}
+
+variable "alarm_email" {
+  description = "Email address the alarms notify through an SNS topic (AWS sends a confirmation first). Null: no topic; the alarms still recover and reboot the instance and show in the console."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.alarm_email == null || can(regex("^[^@\\s]+@[^@\\s]+\\.[^@\\s]+$", coalesce(var.alarm_email, "-")))
+    error_message = "alarm_email must be an email address such as ops@example.com, or null."
+  }
+}
+
+variable "unhealthy_alarm_minutes" {
+  description = "Minutes the endpoint may fail /ready (checked every minute on the instance, through NGINX) before its alarm fires. A model load after a restart counts: give it more than your model takes."
+  type        = number
+  default     = 5
+
+  validation {
+    condition     = var.unhealthy_alarm_minutes >= 1 && var.unhealthy_alarm_minutes <= 60 && floor(var.unhealthy_alarm_minutes) == var.unhealthy_alarm_minutes
+    error_message = "unhealthy_alarm_minutes must be a whole number from 1 to 60."
+  }
+}
+
+variable "wait_for_ready" {
+  description = "`terraform apply` waits until the endpoint answers /ready (tools/wait_ready.py, with the python3 of the machine that runs Terraform), printing progress, and fails after wait_for_ready_timeout with the commands that show why. Runs when the instance or the endpoint's address is new."
+  type        = bool
+  default     = true
+}
+
+variable "wait_for_ready_timeout" {
+  description = "Seconds the readiness gate waits: a first GPU boot pulls the vLLM image and downloads the model (15-30 minutes for a 7B model; more for larger ones)."
+  type        = number
+  default     = 2400
+
+  validation {
+    condition     = var.wait_for_ready_timeout >= 10 && var.wait_for_ready_timeout <= 14400
+    error_message = "wait_for_ready_timeout must be between 10 and 14400 seconds."
   }
 }

@@ -33,17 +33,17 @@ from tools import terraform
 UNKNOWN = "(known after apply)"
 
 
-class _TerraformTest(tftest.TerraformTest):  # type: ignore[misc]
-    """tftest's TerraformTest, with both output pipes drained together.
+class TerraformTest(tftest.TerraformTest):  # type: ignore[misc]  # tftest is untyped
+    """tftest's TerraformTest, with Terraform's stdout and stderr read together. tftest reads
+    stdout to its end before it reads stderr, so a command whose stderr fills the pipe (a
+    plan that refuses thirty-odd variables, each error quoting the whole .tfvars.json line)
+    blocked in that write while tftest waited for stdout to end: a hang."""
 
-    tftest 1.8.8 reads stdout to its end before it reads stderr, so a command whose
-    diagnostics fill the stderr pipe (64 KiB: a plan refusing some forty invalid values)
-    blocks Terraform, and the test, for ever."""
-
-    def execute_command(self, cmd: str, *cmd_args: str) -> Any:
+    def execute_command(self, cmd: str, *cmd_args: str) -> tftest.TerraformCommandOutput:
         done = subprocess.run([self.binary, cmd, *cmd_args], cwd=self.tfdir, env=self.env,
                               capture_output=True, text=True, encoding="utf-8",
                               errors="ignore", check=False)
+        # tftest's contract: exit status 1 or 11 raises, with this message.
         if done.returncode in (1, 11):
             raise tftest.TerraformTestError(
                 f"Error running command {cmd}: {done.returncode} {done.stdout} {done.stderr}",
@@ -54,8 +54,8 @@ class _TerraformTest(tftest.TerraformTest):  # type: ignore[misc]
 def terraform_test(tfdir: Path | str, env: Mapping[str, str] | None = None
                    ) -> tftest.TerraformTest:
     """A TerraformTest on `tfdir` that runs tools/terraform.py's Terraform and environment."""
-    return _TerraformTest(str(tfdir), binary=terraform.terraform_binary(),
-                          env=dict(env) if env is not None else terraform.terraform_env())
+    return TerraformTest(str(tfdir), binary=terraform.terraform_binary(),
+                         env=dict(env) if env is not None else terraform.terraform_env())
 
 
 @contextmanager

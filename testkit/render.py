@@ -40,6 +40,8 @@ from tools import terraform as tf
 
 ROOT = Path(__file__).resolve().parents[1]
 BOOTSTRAP = "bootstrap (user_data)"
+# The scripts bucket's list of every file with its SHA-256, which the instance polls.
+MANIFEST = "manifest"
 # The root module's output with the bootstrap text.
 USER_DATA_OUTPUT = "user_data"
 IMAGE_URI = "123456789012.dkr.ecr.us-east-1.amazonaws.com/llm-dev:0123456789ab"

@@ -58,6 +58,7 @@ from typing import Any
 
 from testkit import render
 from testkit.cache import cache_dir
+from testkit.instance import cloudwatch_agent
 from testkit.local_stack import vllm_python
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -125,7 +126,8 @@ def matrix() -> list[Case]:
                 hardware = f"gpu-tp{tp}" if gpu else "cpu"
                 name = f"{hardware}-{'https' if https else 'http'}-{'dns' if dns else 'nodns'}"
                 cases.append(Case(name, gpu, https, dns, tp))
-    # The autoscaling mode (NGINX behind the load balancer, the load metric units) and the
+    # The autoscaling mode (NGINX behind the load balancer, the publisher's scaling metric,
+    # the agent's group dimension) and the
     # S3 model cache (its setup step, vllm.service loading from the volume) in both modes.
     cases += [
         Case("cpu-autoscaling", False, False, True, autoscaling=True),
@@ -167,6 +169,8 @@ class Result:
 def kind_of(name: str) -> str:
     if name == BOOTSTRAP:
         return "bootstrap"
+    if name == render.MANIFEST:
+        return "manifest"
     if name.endswith(".sh"):
         return "script"
     if name.endswith((".service", ".timer")):
@@ -175,6 +179,12 @@ def kind_of(name: str) -> str:
         return "nginx"
     if name.endswith(".env"):
         return "env"
+    if name == "docker-daemon.json":
+        return "docker-daemon"
+    if name == "amazon-cloudwatch-agent.json":
+        return "cloudwatch-agent"
+    if name.endswith(".py"):
+        return "python"
     return "other"
 
 
@@ -477,12 +487,107 @@ def check_env_file(content: str, workdir: Path) -> list[str]:
     return problems
 
 
+# Docker's log drivers and the options of theirs that docker-daemon.json may set (Docker's
+# documentation of the awslogs and local drivers, and of dual logging's cache-* options).
+DOCKER_LOG_OPTIONS = {
+    "awslogs": {"awslogs-region", "awslogs-group", "awslogs-stream", "awslogs-create-group",
+                "awslogs-datetime-format", "awslogs-multiline-pattern", "tag", "mode",
+                "max-buffer-size", "awslogs-credentials-endpoint", "awslogs-endpoint",
+                "awslogs-format", "cache-disabled", "cache-max-size", "cache-max-file",
+                "cache-compress"},
+    "local": {"max-size", "max-file", "compress", "mode", "max-buffer-size"},
+}
+
+
+def check_docker_daemon(content: str) -> list[str]:
+    """What setup-docker.sh merges into /etc/docker/daemon.json: a log driver and its options
+    (string values, as dockerd requires), awslogs with a region and a group, a non-blocking
+    mode with a buffer, and the placeholder setup-docker.sh fills in, nothing else."""
+    try:
+        daemon = json.loads(content)
+    except ValueError as error:
+        return [f"not JSON: {error}"]
+    problems = [f"unexpected key {key!r}" for key in daemon
+                if key not in ("log-driver", "log-opts")]
+    driver, options = daemon.get("log-driver"), daemon.get("log-opts", {})
+    if driver not in DOCKER_LOG_OPTIONS:
+        return [*problems, f"log-driver {driver!r} is not one of {sorted(DOCKER_LOG_OPTIONS)}"]
+    problems += [f"log-opts.{key} is not an option of {driver}" for key in options
+                 if key not in DOCKER_LOG_OPTIONS[driver]]
+    problems += [f"log-opts.{key} must be a string" for key, value in options.items()
+                 if not isinstance(value, str)]
+    if driver == "awslogs":
+        problems += [f"log-opts.{key} is required" for key in ("awslogs-region", "awslogs-group")
+                     if key not in options]
+        if options.get("mode") != "non-blocking" or "max-buffer-size" not in options:
+            problems.append("awslogs must be non-blocking with a max-buffer-size (a container "
+                            "must start and run while CloudWatch is unreachable)")
+    else:
+        problems += [f"log-opts.{key} is required (rotation)" for key in ("max-size", "max-file")
+                     if key not in options]
+    leftover = re.findall(r"\{[a-z_]+\}", content.replace("{instance_id}", ""))
+    problems += [f"unknown placeholder {placeholder}" for placeholder in leftover]
+    return problems
+
+
+def check_cloudwatch_agent(content: str) -> list[str]:
+    """The agent's configuration against the subset of its schema the harness's stand-in
+    agent models (testkit/instance/cloudwatch_agent.py, the same check it runs)."""
+    try:
+        config = json.loads(content)
+    except ValueError as error:
+        return [f"not JSON: {error}"]
+    return cloudwatch_agent.validate(config)
+
+
+def check_python(name: str, content: str) -> list[str]:
+    """A script for the instance's python3: compiles, and starts with its interpreter."""
+    problems = []
+    if not content.startswith("#!/usr/bin/env python3\n"):
+        problems.append("first line is not #!/usr/bin/env python3")
+    try:
+        compile(content, name, "exec")
+    except SyntaxError as error:
+        problems.append(f"line {error.lineno}: {error.msg}")
+    return problems
+
+
+def check_manifest(content: str, artifacts: Mapping[str, str]) -> list[str]:
+    """The manifest names every other file the bucket holds, with its SHA-256, once."""
+    listed: dict[str, str] = {}
+    problems = []
+    for number, line in enumerate(content.splitlines(), start=1):
+        match = re.fullmatch(r"([0-9a-f]{64})  ([A-Za-z0-9_-][A-Za-z0-9._-]*)", line)
+        if not match:
+            problems.append(f"line {number}: not '<sha256>  <file name>': {line!r}")
+        elif match[2] in listed:
+            problems.append(f"line {number}: {match[2]} listed twice")
+        else:
+            listed[match[2]] = match[1]
+    files = {n for n in artifacts if n not in (BOOTSTRAP, render.MANIFEST)}
+    problems += [f"{name} is uploaded but not listed" for name in sorted(files - set(listed))]
+    problems += [f"{name} is listed but not uploaded" for name in sorted(set(listed) - files)]
+    problems += [
+        f"{name}: listed {digest[:12]}..., the file hashes to "
+        f"{hashlib.sha256(artifacts[name].encode()).hexdigest()[:12]}..."
+        for name, digest in sorted(listed.items())
+        if name in files and hashlib.sha256(artifacts[name].encode()).hexdigest() != digest
+    ]
+    if not content.endswith("\n"):
+        problems.append("no newline at the end (sha256sum -c reads lines)")
+    return problems
+
+
 CHECKS_BY_KIND = {
     "bootstrap": ["bash -n", "shellcheck", f"size <= {USER_DATA_LIMIT}"],
     "script": ["bash -n", "shellcheck"],
     "nginx": ["nginx -t"],
     "unit": ["systemd-analyze verify"],
     "env": ["KEY='value'", "bash -n"],
+    "manifest": ["every file, its sha256"],
+    "docker-daemon": ["JSON", "log driver and options"],
+    "cloudwatch-agent": ["JSON", "agent schema (stand-in's subset)"],
+    "python": ["compiles"],
     "other": [],
 }
 
@@ -534,6 +639,14 @@ def lint_case(
             found[name] += check_bootstrap_size(artifacts[name])
         elif kind == "env":
             found[name] = check_env_file(artifacts[name], workdir)
+        elif kind == "manifest":
+            found[name] = check_manifest(artifacts[name], artifacts)
+        elif kind == "docker-daemon":
+            found[name] = check_docker_daemon(artifacts[name])
+        elif kind == "cloudwatch-agent":
+            found[name] = check_cloudwatch_agent(artifacts[name])
+        elif kind == "python":
+            found[name] = check_python(name, artifacts[name])
         elif kind == "other":
             found[name] = [f"no check knows {name}: add one to tools/lint_templates.py"]
     results = []

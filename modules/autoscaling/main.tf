@@ -16,13 +16,15 @@ locals {
 }
 
 resource "aws_launch_template" "this" {
-  name_prefix            = "${var.name}-"
-  description            = "Instances of the inference endpoint ${var.name} (modules/ec2 renders what they run)"
-  image_id               = var.launch.ami_id
-  instance_type          = var.launch.instance_type
-  key_name               = var.launch.key_name
-  ebs_optimized          = var.launch.ebs_optimized
-  user_data              = base64encode(var.launch.user_data)
+  name_prefix   = "${var.name}-"
+  description   = "Instances of the inference endpoint ${var.name} (modules/ec2 renders what they run)"
+  image_id      = var.launch.ami_id
+  instance_type = var.launch.instance_type
+  key_name      = var.launch.key_name
+  ebs_optimized = var.launch.ebs_optimized
+  # The bootstrap, and after its last line (it ends in exec, so this never runs) the digest
+  # of the files it fetches: a new digest is a new version, rolled out by instance refresh.
+  user_data              = base64encode("${var.launch.user_data}# scripts ${var.scripts_digest}\n")
   update_default_version = true
 
   iam_instance_profile {
@@ -199,7 +201,7 @@ resource "aws_autoscaling_policy" "load" {
     target_value = var.scaling.target
 
     dynamic "customized_metric_specification" {
-      for_each = var.scaling.metric == "in_flight_requests" ? [var.load_metric] : []
+      for_each = var.scaling.metric == "in_flight_requests" && var.load_metric != null ? [var.load_metric] : []
 
       content {
         namespace   = customized_metric_specification.value.namespace
@@ -225,6 +227,15 @@ resource "aws_autoscaling_policy" "load" {
         predefined_metric_type = "ALBRequestCountPerTarget"
         resource_label         = predefined_metric_specification.value
       }
+    }
+  }
+
+  lifecycle {
+    # The instances' requests in flight reach CloudWatch through the monitoring module's
+    # publisher (publish-metrics.py), which runs only with metrics on.
+    precondition {
+      condition     = var.scaling.metric != "in_flight_requests" || var.load_metric != null
+      error_message = "scaling_metric = \"in_flight_requests\" needs enable_monitoring = true: the instances publish their requests in flight with the monitoring module's publisher, which runs only with metrics on. Set enable_monitoring = true, or scale on the load balancer's count with scaling_metric = \"alb_request_count\"."
     }
   }
 }

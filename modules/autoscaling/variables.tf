@@ -92,6 +92,11 @@ variable "min_healthy_percentage" {
   type        = number
 }
 
+variable "scripts_digest" {
+  description = "A digest of every file the instances run (modules/scripts_bucket's `manifest_sha256`). It is written into the launch template's user data, so a change of a script or setting is a new launch template version, which the group rolls out (instance refresh): its instances are replaced one by one, never updated in place all at once."
+  type        = string
+}
+
 variable "spot" {
   description = "Spot capacity: enabled (a mixed-instances policy), the On-Demand base that is never Spot, the instance types to spread Spot requests over (the launch type first), and the highest hourly price (null: the On-Demand price)."
   type = object({
@@ -104,7 +109,7 @@ variable "spot" {
 }
 
 variable "scaling" {
-  description = "Target tracking: metric \"in_flight_requests\" (the proxy's requests in flight per instance, published by each ready instance as load_metric says) or \"alb_request_count\" (requests per target per minute, from the load balancer), and the target value."
+  description = "Target tracking: metric \"in_flight_requests\" (the proxy's requests in flight per instance, published by each ready instance as load_metric says; needs load_metric) or \"alb_request_count\" (requests per target per minute, from the load balancer), and the target value."
   type = object({
     metric = string
     target = number
@@ -113,13 +118,12 @@ variable "scaling" {
 }
 
 variable "load_metric" {
-  description = "The CloudWatch metric each ready instance publishes its in-flight requests to (modules/ec2's `load_metric`)."
+  description = "The CloudWatch metric each ready instance publishes its requests in flight to (modules/monitoring's `load_metric`, published by its publish-metrics.py); null when nothing publishes it (metrics off), which only scaling metric \"alb_request_count\" accepts."
   type = object({
     namespace  = string
     name       = string
     dimensions = map(string)
   })
-  nullable = false
 }
 
 variable "request_count_label" {

@@ -113,25 +113,6 @@ data "aws_iam_policy_document" "instance" {
     }
   }
 
-  # The autoscaling mode: each ready instance publishes its requests in flight, which the
-  # scaling policy tracks. PutMetricData has no resource type; the namespace condition is
-  # what scopes it.
-  dynamic "statement" {
-    for_each = local.single_instance ? [] : [local.load_metric.namespace]
-
-    content {
-      sid       = "PublishLoadMetric"
-      actions   = ["cloudwatch:PutMetricData"]
-      resources = ["*"]
-
-      condition {
-        test     = "StringEquals"
-        variable = "cloudwatch:namespace"
-        values   = [statement.value]
-      }
-    }
-  }
-
   # model_cache_bucket: read the model's prefix, nothing else of the bucket.
   dynamic "statement" {
     for_each = var.model_cache_bucket == null ? [] : [var.model_cache_bucket]

@@ -44,14 +44,6 @@ locals {
     deregistration_delay = var.proxy.max_timeout + 2 * local.nginx_timeout_margin
   }
   nginx_keepalive_timeout = local.load_balancer_timeouts.idle_timeout + local.nginx_timeout_margin
-
-  # What each ready instance of the autoscaling mode publishes every minute (the proxy's
-  # requests in flight) and its target tracking policy scales on.
-  load_metric = {
-    namespace  = "ec2-inference"
-    name       = "InFlightRequests"
-    dimensions = { Deployment = var.name }
-  }
 }
 
 # Spot with interruption behaviour stop needs a type EC2 offers as Spot and that boots
@@ -107,12 +99,7 @@ locals {
   # Settings only some configurations have: without them inference.env stays as it was.
   config_extra = merge(
     var.model_cache_bucket == null ? {} : { MODEL_CACHE_BUCKET = var.model_cache_bucket },
-    local.single_instance ? {} : {
-      DEPLOYMENT_MODE        = var.deployment_mode
-      LOAD_METRIC_NAMESPACE  = local.load_metric.namespace
-      LOAD_METRIC_NAME       = local.load_metric.name
-      LOAD_METRIC_DIMENSIONS = join(",", [for key, value in local.load_metric.dimensions : "${key}=${value}"])
-    },
+    local.single_instance ? {} : { DEPLOYMENT_MODE = var.deployment_mode },
   )
 
   template_vars = {
@@ -138,6 +125,8 @@ locals {
     domain_name                = coalesce(var.https.domain_name, "_")
     data_mount                 = local.data_mount
     watchdog_interval          = var.watchdog_interval
+    bucket                     = var.scripts_bucket_name
+    region                     = var.region
     model_cache_bucket         = var.model_cache_bucket == null ? "" : var.model_cache_bucket
     behind_load_balancer       = !local.single_instance
     trusted_proxy_cidr         = var.vpc_cidr_block
@@ -172,18 +161,25 @@ locals {
       "refresh-keys.sh"            = "refresh-keys.sh.tftpl"
       "prune-images.sh"            = "prune-images.sh.tftpl"
       "recovery.sh"                = "recovery.sh.tftpl"
+      "update.sh"                  = "update.sh.tftpl"
       "check-services.sh"          = "check-services.sh.tftpl"
       "vllm.service"               = "vllm.service.tftpl"
       "inference-proxy.service"    = "inference-proxy.service.tftpl"
       "inference-watchdog.service" = "inference-watchdog.service.tftpl"
       "inference-watchdog.timer"   = "inference-watchdog.timer.tftpl"
       "inference-recovery.service" = "inference-recovery.service.tftpl"
+      "inference-update.service"   = "inference-update.service.tftpl"
       "inference-keys.service"     = "inference-keys.service.tftpl"
       "inference-keys.timer"       = "inference-keys.timer.tftpl"
       "inference-prune.service"    = "inference-prune.service.tftpl"
       "inference-prune.timer"      = "inference-prune.timer.tftpl"
       "nginx-site.conf"            = "nginx-site.conf.tftpl"
     },
+    # In-place updates are the instance mode's; the autoscaling mode rolls its group instead
+    # (modules/autoscaling), so its instances apply a new manifest only when they boot.
+    local.single_instance ? {
+      "inference-update.timer" = "inference-update.timer.tftpl"
+    } : {},
     var.idle_stop_minutes != null ? {
       "idle-stop.sh"                = "idle-stop.sh.tftpl"
       "inference-idle-stop.service" = "inference-idle-stop.service.tftpl"
@@ -203,29 +199,19 @@ locals {
     var.model_cache_bucket != null ? {
       "setup-model-cache.sh" = "setup-model-cache.sh.tftpl"
     } : {},
-    local.single_instance ? {} : {
-      "publish-load-metric.sh"        = "publish-load-metric.sh.tftpl"
-      "inference-load-metric.service" = "inference-load-metric.service.tftpl"
-      "inference-load-metric.timer"   = "inference-load-metric.timer.tftpl"
-    },
   )
 
   script_contents = merge(
     { for file, template in local.script_templates : file => templatefile("${path.module}/templates/${template}", local.template_vars) },
     { "inference.env" = templatefile("${path.module}/templates/inference.env.tftpl", { config = merge(local.config, local.config_extra) }) },
   )
-  script_names = sort(keys(local.script_contents))
 
-  # The bootstrap concatenates the fetched files in this order and compares the hash, so it
-  # waits for exactly this version of the scripts (S3 objects are uploaded after the
-  # instance may already be booting).
-  scripts_sha256 = sha256(join("", [for file in local.script_names : local.script_contents[file]]))
-
+  # The bootstrap names no script and no setting (they reach the instance through the
+  # bucket's manifest, applied in place by update.sh), so it changes only with what needs
+  # a new instance or a new place to look: instance_version, the bucket, the region.
   user_data = templatefile("${path.module}/templates/bootstrap.sh.tftpl", {
     bucket           = var.scripts_bucket_name
     region           = var.region
-    script_names     = join(" ", local.script_names)
-    scripts_sha256   = local.scripts_sha256
     instance_version = var.instance_version
   })
 }
@@ -308,8 +294,9 @@ resource "aws_instance" "this" {
     }
   }
 
-  # A change of the scripts shows up here as an in-place update; the per-boot recovery
-  # script applies it. Replacement is instance_version's job alone.
+  # Stable across script and setting changes (see local.user_data): the provider applies a
+  # change of user_data by stopping and starting the instance. Replacement is
+  # instance_version's job alone.
   user_data                   = local.user_data
   user_data_replace_on_change = false
 

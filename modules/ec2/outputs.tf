@@ -58,13 +58,8 @@ output "scripts" {
   value       = { for file, content in local.script_contents : "scripts/${file}" => content }
 }
 
-output "scripts_sha256" {
-  description = "SHA-256 of the rendered scripts concatenated in name order; the bootstrap waits until S3 serves exactly this version."
-  value       = local.scripts_sha256
-}
-
 output "user_data" {
-  description = "The rendered bootstrap passed as user_data (no secrets; under 3 KB: EC2 allows 16 KB)."
+  description = "The rendered bootstrap passed as user_data (no secrets, no script or setting: it changes only with instance_version, the bucket or the region; well under 2 KB)."
   value       = local.user_data
 }
 
@@ -86,11 +81,6 @@ output "hf_token_parameter_arn" {
 output "api_keys_parameter_arn" {
   description = "ARN of the SSM parameter holding the API keys (created at first boot when missing)."
   value       = local.api_keys_parameter_arn
-}
-
-output "load_metric" {
-  description = "The CloudWatch metric each ready instance publishes every minute in the autoscaling mode (the proxy's requests in flight): namespace, name, dimensions."
-  value       = local.load_metric
 }
 
 output "load_balancer_timeouts" {

@@ -113,3 +113,26 @@ resource "aws_s3_object" "script" {
     aws_s3_bucket_versioning.this,
   ]
 }
+
+# Every object above with its SHA-256, in sha256sum's format ("<hash>  <file name>"), uploaded
+# after them: the instance polls this one object (update.sh), fetches the files whose hash
+# differs from its copy, checks each against it, and applies the change in place. So a
+# change of the scripts or settings reaches a running instance without touching it.
+locals {
+  manifest = join("", [
+    for key in sort(keys(var.scripts)) : "${sha256(var.scripts[key])}  ${trimprefix(key, "scripts/")}\n"
+  ])
+}
+
+resource "aws_s3_object" "manifest" {
+  bucket       = aws_s3_bucket.this.id
+  key          = "scripts/manifest"
+  content      = local.manifest
+  content_type = "text/plain"
+
+  tags = var.tags
+
+  # Last: when an instance sees this version, every file it names is there (S3 reads are
+  # strongly consistent after a write).
+  depends_on = [aws_s3_object.script]
+}

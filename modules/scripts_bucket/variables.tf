@@ -15,8 +15,13 @@ variable "scripts" {
   nullable    = false
 
   validation {
-    condition     = alltrue([for key in keys(var.scripts) : can(regex("^scripts/[A-Za-z0-9._-]+$", key))])
-    error_message = "Every key of scripts must look like \"scripts/<file name>\" (letters, digits, dot, underscore, hyphen): the instance role may read that prefix only."
+    condition     = alltrue([for key in keys(var.scripts) : can(regex("^scripts/[A-Za-z0-9_-][A-Za-z0-9._-]*$", key))])
+    error_message = "Every key of scripts must look like \"scripts/<file name>\" (letters, digits, dot, underscore, hyphen; not starting with a dot): the instance role may read that prefix only."
+  }
+
+  validation {
+    condition     = !contains(keys(var.scripts), "scripts/manifest")
+    error_message = "scripts/manifest is the bucket's own object (every script with its SHA-256); name the script otherwise."
   }
 }
 

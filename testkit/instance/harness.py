@@ -52,7 +52,7 @@ import docker
 import httpx
 
 from testkit import render
-from testkit.instance import iam, network, services
+from testkit.instance import aws_front, iam, network, services
 from testkit.instance import images as instance_images
 from testkit.processes import Service, stop_process_group
 
@@ -166,6 +166,8 @@ class Instance:
             "image_uri": f"{ECR_HOST}/{instance_images.PROXY_REPOSITORY}:{image_tags.proxy_tag}",
             "vllm_cpu_image": f"{services.PUBLIC_REGISTRY_HOST}/"
                               f"{instance_images.VLLM_REPOSITORY}:{image_tags.vllm_tag}",
+            # The harness waits for /ready itself (the gate's address is the stand-in's EIP).
+            "wait_for_ready": False,
         }
         if self.state.case == "https":
             values |= {
@@ -175,6 +177,9 @@ class Instance:
                 "enable_https": True,
                 "acme_email": f"ops@{DOMAIN}",
                 "acme_server": f"https://127.0.0.1:{services.ACME_PORT}/dir",
+                # Logs stay on the instance (Docker's local driver, rotated): the CPU case
+                # sends them to CloudWatch, this one proves the other path.
+                "enable_cloudwatch_logs": False,
             }
         if self.state.case == "autoscaling":
             # One instance of the group, booted behind nothing: the test client plays the
@@ -209,6 +214,7 @@ class Instance:
             iam.put_role_policy(self.moto_url, iam.Identity.from_dict(self.state.identity),
                                 policy, REGION, self.state.missing_permissions)
         if self.state.sidecar:
+            self.mirror_log_group()
             self.upload_scripts()
             self.write_metadata()
         return self.applied
@@ -274,9 +280,22 @@ class Instance:
         bucket = applied.outputs["scripts_bucket"]
         with contextlib.suppress(s3.exceptions.BucketAlreadyOwnedByYou):
             s3.create_bucket(Bucket=bucket)
-        for name, content in applied.files.items():
-            if name != render.BOOTSTRAP:
-                s3.put_object(Bucket=bucket, Key=f"scripts/{name}", Body=content.encode())
+        # The manifest last, as Terraform uploads it (depends_on): an instance that sees it
+        # finds every file it names.
+        names = sorted((n for n in applied.files if n != render.BOOTSTRAP),
+                       key=lambda n: n == render.MANIFEST)
+        for name in names:
+            s3.put_object(Bucket=bucket, Key=f"scripts/{name}",
+                          Body=applied.files[name].encode())
+
+    def mirror_log_group(self) -> None:
+        """The log group Terraform created (root output log_group_name), in moto."""
+        name = self.files().outputs.get("log_group_name")
+        if not name:
+            return
+        logs = self.aws("logs")
+        with contextlib.suppress(logs.exceptions.ResourceAlreadyExistsException):
+            logs.create_log_group(logGroupName=name)
 
     def fill_model_cache(self) -> None:
         """The autoscaling case's model_cache_bucket: the model's files under <model id>/,
@@ -393,6 +412,7 @@ class Instance:
         network.dnat(pid, network.IMDS_ADDRESS, 80, services.IMDS_PORT)
         network.dnat(pid, addresses.registry(0), 443, services.ECR_REGISTRY_PORT)
         network.dnat(pid, addresses.registry(1), 443, services.PUBLIC_REGISTRY_PORT)
+        network.dnat(pid, addresses.registry(2), 443, services.AWS_FRONT_PORT)
 
     def _start(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> None:
         assert self.state.sidecar_pid is not None
@@ -416,6 +436,15 @@ class Instance:
                                        {"AWS": services.ECR_PASSWORD})
         public = services.registry_config(self.dir / "registry-public",
                                           f"127.0.0.1:{services.PUBLIC_REGISTRY_PORT}", tls)
+        front = services.issue_certificate(self.dir / "tls", "aws-front", dns_names=[
+            aws_front.logs_host(REGION), aws_front.agent_host(REGION)])
+        downloads = self.dir / "downloads"
+        aws_front.agent_package(downloads)
+        self._start("aws-front", [python, "-m", "testkit.instance.aws_front", "--listen",
+                                  f"127.0.0.1:{services.AWS_FRONT_PORT}", "--cert", str(front[0]),
+                                  "--key", str(front[1]),
+                                  "--moto", f"127.0.0.1:{services.MOTO_PORT}",
+                                  "--downloads", str(downloads)])
         self._start("registry-ecr", ["docker-registry", "serve", str(ecr)])
         self._start("registry-public", ["docker-registry", "serve", str(public)])
         if self.state.case == "https":
@@ -489,7 +518,9 @@ class Instance:
         (root / "hosts").write_text(
             "127.0.0.1 localhost\n"
             f"{self.addresses.registry(0)} {ECR_HOST}\n"
-            f"{self.addresses.registry(1)} {services.PUBLIC_REGISTRY_HOST}\n")
+            f"{self.addresses.registry(1)} {services.PUBLIC_REGISTRY_HOST}\n"
+            f"{self.addresses.registry(2)} {aws_front.logs_host(REGION)} "
+            f"{aws_front.agent_host(REGION)}\n")
         (root / "resolv.conf").write_text("nameserver 127.0.0.1\n")
         # What udev does on a Nitro instance: the EBS volume's id as a by-id link.
         (root / "ebs-link.conf").write_text(
@@ -629,6 +660,7 @@ class Instance:
             self.files()
             self.start_network()
             self.start_services()
+            self.mirror_log_group()
             self.setup_iam()
             if upload_scripts:
                 self.upload_scripts()

@@ -15,6 +15,8 @@ statement with it applies to everything and permits, even a Deny) and conditions
 values of trust policies reach it). So the policy given to moto keeps the Allow statements
 with their actions, widens non-S3 resources to "*", and leaves the Deny statements out;
 those and the resource scoping are pinned by the plan tests (tests/modules/ec2/test_ec2_iam.py).
+moto names a CloudWatch call by its endpoint's prefix (`monitoring:PutMetricData`) where AWS
+names it `cloudwatch:PutMetricData`, so a `cloudwatch:` action is given to moto under both.
 """
 
 from __future__ import annotations
@@ -69,6 +71,8 @@ def as_moto_evaluates(policy: str, without: Sequence[str] = ()) -> str:
         actions = statement["Action"]
         actions = [actions] if isinstance(actions, str) else actions
         actions = [action for action in actions if action not in without]
+        actions += [f"monitoring:{action.split(':', 1)[1]}" for action in actions
+                    if action.startswith("cloudwatch:")]
         if not actions:
             continue
         resources = statement.get("Resource", "*")

@@ -9,6 +9,9 @@ Each runs on the host's file system but inside the instance's network namespace
 * docker-registry with TLS and htpasswd on 127.0.0.1:5443: ECR
   (`<account>.dkr.ecr.<region>.amazonaws.com`, DNAT from its address:443), and one with TLS
   and no auth on 127.0.0.1:5444: public.ecr.aws, where the vLLM image lives;
+* testkit/instance/aws_front.py with TLS on 127.0.0.1:5446: the AWS endpoints reached by
+  name (CloudWatch Logs for Docker's awslogs driver, relayed to moto; the CloudWatch agent's
+  download bucket, serving the stand-in agent), DNAT from their address:443;
 * pebble on 127.0.0.1:14000 and pebble-challtestsrv as DNS on 127.0.0.1:53: Let's Encrypt
   and the public DNS (HTTPS case).
 
@@ -41,6 +44,7 @@ PUBLIC_REGISTRY_PORT = 5444
 ACME_PORT = 14000
 ACME_MANAGEMENT_PORT = 15000
 CHALLTESTSRV_MANAGEMENT_PORT = 8055
+AWS_FRONT_PORT = 5446
 MOTO_ACCOUNT = "123456789012"
 ECR_PASSWORD = f"{MOTO_ACCOUNT}-auth-token"  # what moto's ECR GetAuthorizationToken hands out
 PUBLIC_REGISTRY_HOST = "public.ecr.aws"

@@ -48,6 +48,8 @@ ID_FROM_ARGUMENT = {
     "aws_ecr_lifecycle_policy": "repository",
     "aws_ssm_parameter": "name",
     "aws_cloudwatch_log_group": "name",
+    "aws_cloudwatch_metric_alarm": "alarm_name",
+    "aws_cloudwatch_dashboard": "dashboard_name",
     "aws_autoscaling_group": "name",
     "aws_autoscaling_policy": "name",
 }
@@ -112,6 +114,13 @@ def fake_id(tf_type: str, known: dict[str, Any], seed: str, region: str = "us-ea
         return f"{known.get('role')}:{known.get('name')}"
     if tf_type == "aws_iam_policy" and isinstance(known.get("name"), str):
         return f"arn:aws:iam::{ACCOUNT_ID}:policy/{known['name']}"
+    if tf_type == "aws_sns_topic" and isinstance(known.get("name"), str):
+        # The provider's id of a topic (and of a subscription) is its ARN.
+        region = known.get("region") or "us-east-1"
+        return f"arn:{PARTITION}:sns:{region}:{ACCOUNT_ID}:{known['name']}"
+    if tf_type == "aws_sns_topic_subscription" and isinstance(known.get("topic_arn"), str):
+        h = seed
+        return f"{known['topic_arn']}:{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:32]}"
     prefix = ID_PREFIXES.get(tf_type)
     if prefix:
         return prefix + seed[:17]
@@ -123,8 +132,10 @@ def fake_id(tf_type: str, known: dict[str, Any], seed: str, region: str = "us-ea
 def fake_arn(tf_type: str, resource_id: str, region: str, state: dict[str, Any] | None = None
              ) -> str:
     state = state or {}
-    if tf_type in ARN_IDS:
+    if tf_type in ARN_IDS or tf_type in ("aws_sns_topic", "aws_sns_topic_subscription"):
         return resource_id
+    if tf_type == "aws_cloudwatch_metric_alarm":
+        return f"arn:{PARTITION}:cloudwatch:{region}:{ACCOUNT_ID}:alarm:{resource_id}"
     if tf_type == "aws_autoscaling_group":
         return (f"arn:{PARTITION}:autoscaling:{region}:{ACCOUNT_ID}:autoScalingGroup:"
                 f"{uuid_like(digest(resource_id))}:autoScalingGroupName/{resource_id}")
@@ -176,6 +187,8 @@ def computed_string(tf_type: str, name: str, state: dict[str, Any], seed: str,
         return f"{state.get('name')}-{int(seed[:8], 16) % 10**10}.{region}.elb.amazonaws.com"
     if tf_type == "aws_lb" and name == "zone_id":
         return ALB_ZONE_IDS.get(region, "Z" + seed[:13].upper())
+    if name == "dashboard_arn":
+        return f"arn:{PARTITION}:cloudwatch::{ACCOUNT_ID}:dashboard/{resource_id}"
     if name in ("owner_id", "registry_id", "account_id"):
         return ACCOUNT_ID
     if name == "region":
@@ -337,10 +350,14 @@ def data_source_values(tf_type: str, config: dict[str, Any], region: str) -> dic
     if tf_type == "aws_ec2_instance_type":
         instance_type = str(config.get("instance_type") or "")
         gpus = 1 if instance_type.startswith(("g4", "g5", "g6", "p3", "p4", "p5")) else 0
+        # NVMe instance store: the "d" types (c5d, m6id, g4dn, p4d) and every g5, g6, p5.
+        family = instance_type.split(".")[0]
+        storage = "d" in family[2:] or family.startswith(("g5", "g6", "p5"))
         usages = ["on-demand"] if instance_type.startswith(ON_DEMAND_ONLY_PREFIXES) \
             else ["on-demand", "spot"]
         return {"id": instance_type, "instance_type": instance_type, "default_vcpus": 4,
                 "memory_size": 16384, "current_generation": True,
+                "instance_storage_supported": storage,
                 "supported_architectures": ["x86_64"],
                 "supported_usages_classes": usages, "supported_root_device_types": ["ebs"],
                 "gpus": [{"count": gpus, "manufacturer": "NVIDIA", "memory_size": 24576,

@@ -82,6 +82,9 @@ REQUIRED_TYPES = frozenset({
     "aws_lb_target_group", "aws_lb_listener", "aws_lb_listener_rule", "aws_acm_certificate",
     "aws_acm_certificate_validation", "aws_wafv2_web_acl", "aws_wafv2_web_acl_association",
     "aws_wafv2_web_acl_logging_configuration",
+    # modules/monitoring
+    "aws_cloudwatch_metric_alarm", "aws_cloudwatch_dashboard", "aws_sns_topic",
+    "aws_sns_topic_subscription",
 })
 
 

@@ -7,7 +7,8 @@ the API served as in the instance mode."""
 
 from __future__ import annotations
 
-import boto3
+import datetime
+
 import pytest
 from instance_checks import Boot, assert_serves
 
@@ -53,16 +54,25 @@ def test_the_model_comes_from_the_s3_cache_and_loads_from_the_volume(
 
 def test_requests_in_flight_reach_cloudwatch_for_the_scaling_policy(
         member: harness.Instance) -> None:
-    timer = member.exec("systemctl", "is-enabled", "inference-load-metric.timer").stdout
+    # One publisher (modules/monitoring's), no second one for the scaling metric.
+    units = member.exec("systemctl", "list-unit-files", "--plain", "--no-legend").stdout
+    assert "inference-load-metric" not in units
+    timer = member.exec("systemctl", "is-enabled", "inference-metrics.timer").stdout
     assert timer.strip() == "enabled"
-    # What the timer runs every minute, once now.
-    member.exec("systemctl", "start", "inference-load-metric.service")
-    cloudwatch = boto3.client("cloudwatch", region_name=harness.REGION,
-                              endpoint_url=member.moto_url, aws_access_key_id="testing",
-                              aws_secret_access_key="testing")
-    metrics = cloudwatch.list_metrics(Namespace="ec2-inference")["Metrics"]
-    assert {"MetricName": "InFlightRequests", "Namespace": "ec2-inference",
-            "Dimensions": [{"Name": "Deployment", "Value": "llm-sim"}]} in [
-        {k: m[k] for k in ("MetricName", "Namespace", "Dimensions")} for m in metrics]
-    journal = member.exec("journalctl", "-u", "inference-load-metric.service", "--no-pager").stdout
-    assert "Finished" in journal or "Deactivated successfully" in journal, journal
+    # What the timer runs every minute, once now, on a ready member.
+    member.exec("systemctl", "start", "inference-metrics.service")
+    cloudwatch = member.aws("cloudwatch")  # moto, with the harness's administrator keys
+    namespace = "ec2-inference/llm-sim"
+    dimensions = [{"Name": "AutoScalingGroupName", "Value": "llm-sim"}]
+    metrics = cloudwatch.list_metrics(Namespace=namespace, MetricName="InFlightRequests",
+                                      Dimensions=dimensions)["Metrics"]
+    assert [m["Dimensions"] for m in metrics] == [dimensions]
+    # The value moto recorded: the proxy's gauge, idle here.
+    now = datetime.datetime.now(datetime.UTC)
+    points = cloudwatch.get_metric_statistics(
+        Namespace=namespace, MetricName="InFlightRequests", Dimensions=dimensions,
+        StartTime=now - datetime.timedelta(minutes=10), EndTime=now + datetime.timedelta(minutes=1),
+        Period=60, Statistics=["Maximum", "SampleCount"])["Datapoints"]
+    assert points and max(p["Maximum"] for p in points) == 0
+    journal = member.exec("journalctl", "-u", "inference-metrics.service", "--no-pager").stdout
+    assert "InFlightRequests AutoScalingGroupName=llm-sim" in journal, journal

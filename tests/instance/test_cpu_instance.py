@@ -91,22 +91,64 @@ def test_a_rotated_key_is_accepted_after_a_reboot_and_the_old_one_refused(
     assert_refused(cpu_instance, old)
 
 
-def test_a_script_change_applied_by_terraform_is_in_effect_after_the_reboot(
+def container_started(instance: harness.Instance, name: str) -> str:
+    return instance.exec("docker", "inspect", "--format", "{{.State.StartedAt}}", name,
+                         check=False).stdout.strip()
+
+
+def proxy_env(instance: harness.Instance) -> str:
+    return instance.exec("docker", "inspect", "--format", "{{json .Config.Env}}",
+                         "inference-proxy", check=False).stdout
+
+
+def test_a_timeout_change_is_applied_in_place_restarting_the_proxy_only(
         cpu_instance: harness.Instance) -> None:
+    """Item 6 of issue 14: Terraform uploads the change and a new manifest; the instance's
+    update timer applies it within a minute or so. user_data stays as it was (so EC2 would
+    not stop the instance), the instance is not rebooted, vLLM keeps running with its model
+    loaded, the proxy is restarted with the new timeout and NGINX reloaded with its own."""
     before = cpu_instance.files().files
+    vllm_started = container_started(cpu_instance, "vllm")
+    machine_started = cpu_instance.docker.containers.get(
+        cpu_instance.container).attrs["State"]["StartedAt"]
+    nginx_pid = cpu_instance.exec("cat", "/run/nginx.pid").stdout.strip()
+
     applied = cpu_instance.apply(default_proxy_timeout=77)
-    assert applied.files[harness.render.BOOTSTRAP] != before[harness.render.BOOTSTRAP]
-    assert "PROXY_DEFAULT_TIMEOUT=77" in applied.files["inference-proxy.service"]
-    cpu_instance.reboot()
-    env = cpu_instance.exec("docker", "inspect", "--format", "{{json .Config.Env}}",
-                            "inference-proxy").stdout
-    assert "PROXY_DEFAULT_TIMEOUT=77" in env
+    assert applied.files[harness.render.BOOTSTRAP] == before[harness.render.BOOTSTRAP]
+    changed = {name for name, content in applied.files.items() if before.get(name) != content}
+    assert changed == {"inference-proxy.service", "nginx-site.conf", "manifest"}
+
+    wait_until("the proxy restarted with PROXY_DEFAULT_TIMEOUT=77 by the update timer",
+               lambda: "PROXY_DEFAULT_TIMEOUT=77" in proxy_env(cpu_instance), timeout=240)
+    wait_until("/ready through NGINX", lambda: ready(cpu_instance))
+    assert container_started(cpu_instance, "vllm") == vllm_started, "vLLM was restarted"
+    assert cpu_instance.docker.containers.get(
+        cpu_instance.container).attrs["State"]["StartedAt"] == machine_started
+    # NGINX reloaded (same master) with the new read timeouts: 77 + its 30 s margin.
+    assert cpu_instance.exec("cat", "/run/nginx.pid").stdout.strip() == nginx_pid
+    assert "proxy_read_timeout 107s;" in cpu_instance.exec("nginx", "-T").stdout
+    journal = cpu_instance.exec("journalctl", "-u", "inference-update", "--no-pager").stdout
+    assert "2 file(s) changed: inference-proxy.service nginx-site.conf;" in journal, journal
+    assert "started inference-proxy.service" in journal
+    assert "started vllm.service" not in journal
+    applied_manifest = cpu_instance.exec("cat", "/var/lib/inference/manifest.applied").stdout
+    assert applied_manifest == applied.files["manifest"]
+    assert_serves(cpu_instance, cpu_instance.api_keys()[0])
+
+
+def test_a_change_applied_while_the_instance_is_stopped_is_in_effect_after_its_start(
+        cpu_instance: harness.Instance) -> None:
+    cpu_instance.stop_container()
+    applied = cpu_instance.apply(max_proxy_timeout=640)
+    assert "PROXY_MAX_TIMEOUT=640" in applied.files["inference-proxy.service"]
+    cpu_instance.start()
+    assert "PROXY_MAX_TIMEOUT=640" in proxy_env(cpu_instance)
     recovery = cpu_instance.exec("cat", "/var/log/inference-recovery.log").stdout
-    assert "scripts changed" in recovery
-    want = re.search(r"^want=([0-9a-f]{64})$", applied.files[harness.render.BOOTSTRAP], re.M)
-    assert want is not None
-    assert cpu_instance.exec("cat", "/var/lib/inference/scripts.sha256").stdout.strip() == \
-        want.group(1)
+    last_boot = recovery[recovery.rindex("after kernel start"):]
+    assert "user_data changed" not in last_boot
+    assert "file(s) changed" in last_boot
+    assert cpu_instance.exec("cat", "/var/lib/inference/manifest.applied").stdout == \
+        applied.files["manifest"]
 
 
 def test_a_reboot_runs_the_recovery_with_no_ordering_cycle(

@@ -7,6 +7,7 @@ new one."""
 
 from __future__ import annotations
 
+import json
 import time
 
 import pytest
@@ -102,3 +103,19 @@ def test_a_changed_acme_server_issues_a_new_certificate(https_instance: harness.
                               "/var/log/user-data.log").stdout
     assert f"the certificate for {domain} is from {old_server}; asking {new_server}" in log
     assert_serves(https_instance, https_instance.api_keys()[0])
+
+
+def test_without_cloudwatch_logs_docker_rotates_its_own_and_health_is_checked_over_tls(
+        https_instance: harness.Instance) -> None:
+    # This case turns CloudWatch Logs off (enable_cloudwatch_logs = false).
+    config = https_instance.exec("docker", "inspect", "--format",
+                                 "{{json .HostConfig.LogConfig}}", "inference-proxy").stdout
+    assert json.loads(config) == {"Type": "local",
+                                  "Config": {"max-file": "5", "max-size": "20m"}}
+    daemon = json.loads(https_instance.exec("cat", "/etc/docker/daemon.json").stdout)
+    assert daemon["log-driver"] == "local"
+    # Metrics stay on: the publisher asks /ready through NGINX as a client does, with the
+    # domain's name for SNI and verification (pebble's root is trusted on the instance).
+    https_instance.exec("systemctl", "start", "inference-metrics.service")
+    journal = https_instance.exec("journalctl", "-u", "inference-metrics", "--no-pager").stdout
+    assert "(ready: True)" in journal, journal

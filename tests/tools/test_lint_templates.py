@@ -51,6 +51,25 @@ def test_bootstrap_size_is_limited_to_16_kb() -> None:
     assert lt.check_bootstrap_size("x" * (lt.USER_DATA_LIMIT + 1))
 
 
+def test_manifest_must_name_every_uploaded_file_with_its_hash() -> None:
+    import hashlib
+
+    files = {"a.sh": "#!/bin/bash\n", "b.conf": "x\n", lt.BOOTSTRAP: "#!/bin/bash\n"}
+
+    def line(name: str, content: str) -> str:
+        return f"{hashlib.sha256(content.encode()).hexdigest()}  {name}\n"
+
+    good = line("a.sh", files["a.sh"]) + line("b.conf", files["b.conf"])
+    assert lt.check_manifest(good, files) == []
+    stale = line("a.sh", "#!/bin/bash\necho old\n") + line("b.conf", files["b.conf"])
+    assert any(p.startswith("a.sh: listed") for p in lt.check_manifest(stale, files))
+    missing = line("a.sh", files["a.sh"])
+    assert lt.check_manifest(missing, files) == ["b.conf is uploaded but not listed"]
+    extra = good + line("gone.sh", "")
+    assert lt.check_manifest(extra, files) == ["gone.sh is listed but not uploaded"]
+    assert any("not '<sha256>" in p for p in lt.check_manifest("abc a.sh\n", files))
+
+
 SITE = """\
 server {
     listen 443 ssl;
@@ -173,7 +192,11 @@ def test_every_rendered_artifact_of_every_case_passes(as_root: None, tmp_path: P
     assert "nginx-acme.conf" not in rendered["cpu-http-dns"]
     assert "ssl_certificate" in rendered["gpu-tp1-https-dns"]["nginx-site.conf"]
     assert "set_real_ip_from" in rendered["cpu-autoscaling"]["nginx-site.conf"]
-    assert "inference-load-metric.timer" in rendered["cpu-autoscaling"]
+    # One publisher in both modes; in the autoscaling mode its unit names the scaling metric.
+    assert "LOAD_METRIC_NAME=InFlightRequests" in rendered["cpu-autoscaling"][
+        "inference-metrics.service"]
+    assert "LOAD_METRIC" not in rendered["cpu-http-dns"]["inference-metrics.service"]
+    assert not [n for files in rendered.values() for n in files if "load-metric" in n]
     assert "setup-model-cache.sh" in rendered["gpu-tp1-https-dns-cache"]
     assert "/models/model-cache/" in vllm["gpu-tp4-autoscaling-cache"]
     cache: dict[str, list[str]] = {}

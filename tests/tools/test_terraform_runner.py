@@ -7,9 +7,11 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
+import tftest
 
 from testkit import plans
 from tools import terraform
@@ -68,6 +70,34 @@ def test_tftest_runs_a_whole_lifecycle_without_terraform_on_path(
     assert test.output()["repository_name"] == "shim-proxy"
     test.destroy(tf_var_file=files)
     assert test.execute_command("state", "list").out.strip() == ""
+
+
+def test_diagnostics_larger_than_a_pipe_come_back_whole(tmp_path: Path) -> None:
+    # A plan refusing every bad variable fills the stderr pipe; tftest's own reader
+    # (stdout first, to its end) left Terraform blocked on that write for ever.
+    fake = tmp_path / "terraform"
+    fake.write_text("#!/bin/sh\necho planning\nhead -c 1048576 /dev/zero | tr '\\0' e >&2\n"
+                    "exit 1\n")
+    fake.chmod(0o755)
+    test = plans.TerraformTest(str(tmp_path), binary=str(fake))
+    outcome: list[BaseException | str] = []
+
+    def run() -> None:
+        try:
+            outcome.append(test.execute_command("plan", "-no-color").out)
+        except tftest.TerraformTestError as error:
+            outcome.append(error)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(timeout=60)
+    assert not thread.is_alive(), "execute_command hung on Terraform's stderr"
+    (error,) = outcome
+    assert isinstance(error, tftest.TerraformTestError)
+    assert str(error.args[0]).startswith("Error running command plan: 1 planning\n")
+    assert error.cmd_error == "e" * 1048576
+    fake.write_text("#!/bin/sh\necho planned\necho warned >&2\n")
+    assert test.execute_command("plan") == (0, "planned\n", "warned\n")
 
 
 def test_real_provider_leaves_the_cli_config_alone() -> None:

@@ -4,3 +4,4 @@ availability_zones   = ["us-east-1a", "us-east-1b"]
 domain_name          = "example.com"
 route53_zone_id      = "Z0123456789ABCDEFGHIJ"
 allow_plaintext_http = true
+wait_for_ready       = false # the lifecycle tests apply this case: no endpoint answers here

@@ -14,7 +14,7 @@ HERE = Path(__file__).resolve().parent
 DOC = inventory.ROOT / "docs" / "ARCHITECTURE.md"
 BEGIN = "<!-- BEGIN_PLAN_SUMMARY -->"
 END = "<!-- END_PLAN_SUMMARY -->"
-ORDER = ["vpc", "ecr", "build", "ec2", "scripts_bucket", "route53"]
+ORDER = ["vpc", "ecr", "build", "ec2", "monitoring", "scripts_bucket", "route53", "(root)"]
 
 
 def summary_table(summary: Any) -> str:

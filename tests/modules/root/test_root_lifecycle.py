@@ -2,16 +2,20 @@
 which plans replacements from terraform-provider-aws's ForceNew table): apply, the
 instance's IAM policy as applied (it is "known after apply" in every plan), an empty second
 plan, an instance_version bump with the actions and the order AWS would see, a launch that
-fails half way (GPU capacity errors are common) and the documented way back, and destroy.
-docs/OPERATIONS.md "Replacing the instance" describes what these tests pin down."""
+fails half way (GPU capacity errors are common) and the documented way back, destroy, and
+the readiness gate run by Terraform's local-exec (fails clearly, runs again, then passes)
+with a timeout change planned in place. docs/OPERATIONS.md "Replacing the instance" and
+"Deploy" describe what these tests pin down."""
 
 from __future__ import annotations
 
 import contextlib
 import json
 import re
-from collections.abc import Iterator
+import threading
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +31,12 @@ INSTANCE = "module.ec2.aws_instance.this[0]"
 ATTACHMENT = "module.ec2.aws_volume_attachment.data[0]"
 ASSOCIATION = "module.ec2.aws_eip_association.this[0]"
 VERSION = "module.ec2.terraform_data.instance_version[0]"
+# What names the instance in modules/monitoring: the status-check and disk alarms, the dashboard.
+WATCHERS = [f"module.monitoring.{address}" for address in (
+    "aws_cloudwatch_metric_alarm.system_status[0]",
+    "aws_cloudwatch_metric_alarm.instance_status[0]",
+    "aws_cloudwatch_metric_alarm.disk[0]", "aws_cloudwatch_dashboard.this[0]")]
+GATE = "terraform_data.wait_for_ready[0]"
 ACCOUNT = "123456789012"  # the stand-in's aws_caller_identity
 
 pytestmark = pytest.mark.slow
@@ -42,12 +52,13 @@ class Deployment:
     def state(self) -> dict[str, dict[str, Any]]:
         return state_resources(self.test)
 
-    def plan(self, instance_version: int) -> dict[str, Any]:
+    def plan(self, instance_version: int, var_files: Sequence[str] = VAR_FILES
+             ) -> dict[str, Any]:
         """Plan the bump into next.tfplan (applied as it is by apply_events)."""
         with plans.terraform_errors("plan"):
             self.test.execute_command(
                 "plan", "-input=false", "-no-color", "-out=next.tfplan",
-                *(f"-var-file={f}" for f in VAR_FILES), "-var",
+                *(f"-var-file={f}" for f in var_files), "-var",
                 f"instance_version={instance_version}")
             shown = self.test.execute_command("show", "-json", "next.tfplan").out
         return json.loads(shown)  # type: ignore[no-any-return]
@@ -77,6 +88,20 @@ class Deployment:
                 events.append((message["type"], hook["resource"]["addr"], hook["action"]))
         return code, events
 
+    def apply(self, var_files: Sequence[str], **env: str) -> tuple[int, str]:
+        """`terraform apply -auto-approve` with these var files and extra environment;
+        (exit code, what Terraform printed). A failing apply is an outcome here."""
+        saved = self.test.env
+        self.test.env = {**saved, **env}
+        try:
+            done = self.test.execute_command("apply", "-input=false", "-auto-approve",
+                                             "-no-color", *(f"-var-file={f}" for f in var_files))
+            return done.retcode, done.out + done.err
+        except tftest.TerraformTestError as error:
+            return 1, str(error.args[0])
+        finally:
+            self.test.env = saved
+
     def destroy(self, instance_version: int) -> None:
         with plans.terraform_errors("destroy"):
             self.test.destroy(tf_var_file=VAR_FILES,
@@ -85,8 +110,9 @@ class Deployment:
 
 @pytest.fixture
 def deployed(tmp_path: Path) -> Iterator[Deployment]:
-    # app/ too: modules/build validates source_dir even when the build is off.
-    copy = copy_module(".", tmp_path, extra=["app"])
+    # app/ too: modules/build validates source_dir even when the build is off; tools/ has
+    # the readiness gate.
+    copy = copy_module(".", tmp_path, extra=["app", "tools"])
     deployment = Deployment(copy, plans.terraform_test(copy))
     with plans.terraform_errors("init"):
         deployment.test.init()
@@ -180,6 +206,9 @@ def test_apply_replan_replace_by_instance_version_destroy(deployed: Deployment) 
     # attached to two instances at once.
     assert bump.pop(ATTACHMENT) == (["delete", "create"], "replace_because_cannot_update")
     assert bump.pop(ASSOCIATION) == (["delete", "create"], "replace_because_cannot_update")
+    # The alarms and the dashboard that name the instance follow the new one, in place.
+    for watcher in WATCHERS:
+        assert bump.pop(watcher) == (["update"], None), watcher
     # Nothing else changes: not the Elastic IP, not the data volume, not the scripts.
     assert bump == {}
 
@@ -206,6 +235,8 @@ def test_apply_replan_replace_by_instance_version_destroy(deployed: Deployment) 
     volume = "module.ec2.aws_ebs_volume.data[0]"
     assert after[volume]["id"] == before[volume]["id"]
     assert after[ATTACHMENT]["instance_id"] == new_instance["id"]
+    for watcher in WATCHERS[:3]:
+        assert after[watcher]["dimensions"] == {"InstanceId": new_instance["id"]}, watcher
     check_instance_policy(after)
 
     deployed.destroy(instance_version=2)
@@ -241,3 +272,86 @@ def test_a_failed_launch_leaves_the_old_instance_detached_and_apply_reattaches_i
     assert restored[ASSOCIATION]["instance_id"] == before[INSTANCE]["id"]
     retry = changes(deployed.plan(instance_version=3))
     assert retry[INSTANCE] == (["create", "delete"], "replace_by_triggers")
+
+
+class Endpoint(ThreadingHTTPServer):
+    """Where the gate's requests for http://llm.example.com/ready end up: a forward proxy on
+    loopback (http_proxy in Terraform's environment, which local-exec passes on to
+    tools/wait_ready.py), answering `status` with the path it was asked for recorded."""
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), _ReadyHandler)
+        self.status = 503
+        self.asked: list[str] = []
+
+
+class _ReadyHandler(BaseHTTPRequestHandler):
+    server: Endpoint
+
+    def do_GET(self) -> None:
+        self.server.asked.append(self.path)
+        # The proxy's answers (docs/API_REFERENCE.md, /ready).
+        body = (b'{"status":"ready","models":["m"]}' if self.server.status == 200
+                else b'{"status":"not_ready","upstream":"vLLM is loading"}')
+        self.send_response(self.server.status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def endpoint() -> Iterator[Endpoint]:
+    server = Endpoint()
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+def test_the_readiness_gate_fails_with_the_diagnostics_runs_again_and_passes_once_ready(
+        deployed: Deployment, endpoint: Endpoint, tmp_path: Path) -> None:
+    gate_vars = tmp_path / "gate.tfvars"
+    gate_vars.write_text("wait_for_ready = true\nwait_for_ready_timeout = 10\n")
+    var_files = [*VAR_FILES, str(gate_vars)]
+    proxy = {"http_proxy": f"http://127.0.0.1:{endpoint.server_address[1]}"}
+    instance_id = deployed.state()[INSTANCE]["id"]
+
+    # The model is still loading (/ready answers 503): the apply fails after the timeout with
+    # the last answer and the commands that show why, and the gate is left tainted.
+    code, output = deployed.apply(var_files, **proxy)
+    assert code == 1, output
+    assert (f"{GATE} (local-exec): waiting for http://llm.example.com/ready to answer 200 "
+            "(at most 10 s)") in output
+    assert ("did not answer http://llm.example.com/ready with 200 within 10 s "
+            '(last: HTTP 503: {"status":"not_ready","upstream":"vLLM is loading"})') in output
+    assert (f"check_services: aws ssm start-session --region us-east-1 --target {instance_id} "
+            "--document-name AWS-StartInteractiveCommand") in output
+    assert "local-exec provisioner error" in output
+    assert len(endpoint.asked) >= 2 and set(endpoint.asked) == {"http://llm.example.com/ready"}
+    assert changes(deployed.plan(1, var_files)) == {
+        GATE: (["delete", "create"], "replace_because_tainted")}
+
+    # The model answers: the next apply runs the gate again and returns once /ready is 200.
+    endpoint.status = 200
+    code, output = deployed.apply(var_files, **proxy)
+    assert code == 0, output
+    assert f"{GATE} (local-exec): ready after " in output
+    assert "http://llm.example.com/ready answered HTTP 200" in output
+
+    # Done: it does not run again. A timeout change is planned in place: new objects in the
+    # bucket (the instance applies them itself, restarting the proxy only), no change of
+    # the instance (so no stop), and no new wait.
+    assert replan_exit_code(deployed.test, var_files) == 0
+    timeout_change = tmp_path / "timeout.tfvars"
+    timeout_change.write_text("default_proxy_timeout = 120\n")
+    script = "module.scripts_bucket.aws_s3_object.script"
+    assert changes(deployed.plan(1, [*var_files, str(timeout_change)])) == {
+        f'{script}["scripts/inference-proxy.service"]': (["update"], None),
+        f'{script}["scripts/nginx-site.conf"]': (["update"], None),
+        "module.scripts_bucket.aws_s3_object.manifest": (["update"], None),
+    }

@@ -144,6 +144,41 @@ def test_outputs_tell_the_user_what_to_run_next(plan_summary: Any) -> None:
     assert outputs["diagnostic_commands"]["health"] == "curl -s https://llm.example.com/health"
 
 
+def test_monitoring_files_ship_with_the_scripts_and_the_manifest_names_every_file(
+        plan_summary: Any) -> None:
+    rendered = scripts(plan(plan_summary, "explicit_ami"))
+    assert {"docker-daemon.json", "amazon-cloudwatch-agent.json", "setup-monitoring.sh",
+            "publish-metrics.py", "inference-metrics.service", "inference-metrics.timer",
+            "update.sh", "inference-update.timer"} <= set(rendered)
+    listed = {line.split("  ")[1]: line.split("  ")[0]
+              for line in rendered[render.MANIFEST].splitlines()}
+    assert set(listed) == set(rendered) - {render.MANIFEST, render.BOOTSTRAP}
+    daemon = json.loads(rendered["docker-daemon.json"])
+    assert daemon["log-opts"]["awslogs-group"] == "/ec2-inference/llm-dev"
+
+
+def test_the_readiness_gate_runs_the_tool_after_the_scripts_and_the_dns_record(
+        plan_summary: Any) -> None:
+    summary = plan(plan_summary, "gpu_https_dns")
+    assert "terraform_data.wait_for_ready[0]" in summary.values
+    (gate,) = [r for r in summary.raw["configuration"]["root_module"]["resources"]
+               if r["address"] == "terraform_data.wait_for_ready"]
+    assert set(gate["depends_on"]) == {"module.scripts_bucket", "module.route53",
+                                       "module.monitoring"}
+    (provisioner,) = gate["provisioners"]
+    interpreter = provisioner["expressions"]["interpreter"]["references"]
+    assert "var.wait_for_ready_timeout" in interpreter
+    assert "local.api_endpoint" in provisioner["expressions"]["command"]["references"]
+    assert (inventory.ROOT / "tools" / "wait_ready.py").is_file()
+    assert "terraform_data.wait_for_ready[0]" not in plan(plan_summary, "existing_image").values
+    outputs = summary.outputs
+    assert outputs["dashboard_url"] == ("https://us-east-1.console.aws.amazon.com/cloudwatch/"
+                                        "home?region=us-east-1#dashboards/dashboard/llm-dev")
+    assert outputs["log_group_name"] == "/ec2-inference/llm-dev"
+    assert outputs["diagnostic_commands"]["cloudwatch_logs"] == (
+        "aws logs tail /ec2-inference/llm-dev --region us-east-1 --follow")
+
+
 # --- cross-variable rules and validations -------------------------------------------------
 
 # Cross-variable rules are preconditions, checked once every variable is valid: one plan each.
@@ -329,6 +364,27 @@ VALIDATIONS = {
         "model_cache_bucket",
         "s3://my-models",
         "model_cache_bucket must be an S3 bucket name",
+    ),
+    "log_retention_not_cloudwatchs": (
+        "log_retention_days",
+        42,
+        "log_retention_days must be one of CloudWatch's retention values: 0 (forever), 1, 3",
+    ),
+    "log_key_by_alias": (
+        "log_kms_key_arn",
+        "alias/logs",
+        "log_kms_key_arn must be the ARN of a KMS key",
+    ),
+    "bad_alarm_email": ("alarm_email", "ops at example", "alarm_email must be an email address"),
+    "zero_unhealthy_minutes": (
+        "unhealthy_alarm_minutes",
+        0,
+        "unhealthy_alarm_minutes must be a whole number from 1 to 60",
+    ),
+    "short_readiness_timeout": (
+        "wait_for_ready_timeout",
+        5,
+        "wait_for_ready_timeout must be between 10 and 14400 seconds",
     ),
 }
 

@@ -21,7 +21,7 @@ from testkit import plans
 from testkit.tftest_cases import copy_module, replan_exit_code, state_list, state_resources
 
 HERE = Path(__file__).resolve().parent
-VAR_FILES = [str(HERE / "autoscaling_https_waf.tfvars")]
+VAR_FILES = [str(HERE / "autoscaling_https_waf.tfvars"), str(HERE / "no_readiness_gate.tfvars")]
 LB = "module.load_balancer[0]"
 TEMPLATE = "module.autoscaling[0].aws_launch_template.this"
 GROUP = "module.autoscaling[0].aws_autoscaling_group.this"
@@ -65,17 +65,26 @@ def test_apply_wires_every_piece_and_replans_empty(deployed: tftest.TerraformTes
     assert replan_exit_code(deployed, VAR_FILES) == 0, "a second plan must be empty"
 
 
-def test_instances_may_publish_only_their_load_metric(deployed: tftest.TerraformTest) -> None:
-    policy = json.loads(state_resources(deployed)["module.ec2.aws_iam_role_policy.this"]["policy"])
-    statements = {s["Sid"]: s for s in policy["Statement"]}
-    publish = statements.pop("PublishLoadMetric")
+def test_instances_publish_metrics_only_through_the_monitoring_policy(
+        deployed: tftest.TerraformTest) -> None:
+    resources = state_resources(deployed)
+    policy = json.loads(resources["module.ec2.aws_iam_role_policy.this"]["policy"])
+    # The instance mode's policy (tests/modules/root/test_root_lifecycle.py), no metrics in it.
+    assert [s["Sid"] for s in policy["Statement"]] == [
+        "ReadScripts", "EcrAuthorization", "EcrPull", "ReadSecrets", "FindDataVolume",
+        "CreateApiKeys", "SessionManagerRegister", "SessionManagerChannels",
+        "NoOtherParameters", "NeverOverwriteApiKeys"]
+    monitoring = json.loads(
+        resources["module.monitoring.aws_iam_role_policy.instance[0]"]["policy"])
+    statements = {s["Sid"]: s for s in monitoring["Statement"]}
+    assert list(statements) == ["WriteDeploymentLogs", "PublishDeploymentMetrics",
+                                "ReadInstanceTags"]
+    publish = statements["PublishDeploymentMetrics"]
     assert (publish["Action"], publish["Resource"]) == ("cloudwatch:PutMetricData", "*")
-    assert publish["Condition"] == {"StringEquals": {"cloudwatch:namespace": "ec2-inference"}}
-    # Everything else is the instance mode's policy (tests/modules/root/test_root_lifecycle.py).
-    assert list(statements) == ["ReadScripts", "EcrAuthorization", "EcrPull", "ReadSecrets",
-                                "FindDataVolume", "CreateApiKeys", "SessionManagerRegister",
-                                "SessionManagerChannels", "NoOtherParameters",
-                                "NeverOverwriteApiKeys"]
+    assert publish["Condition"] == {
+        "StringEquals": {"cloudwatch:namespace": "ec2-inference/llm-dev"}}
+    assert (statements["ReadInstanceTags"]["Action"],
+            statements["ReadInstanceTags"]["Resource"]) == ("ec2:DescribeTags", "*")
 
 
 def test_a_new_model_is_a_rolling_update_and_destroy_removes_everything(
@@ -89,13 +98,14 @@ def test_a_new_model_is_a_rolling_update_and_destroy_removes_everything(
             deployed.execute_command("show", "-json", "update.tfplan").out)
     changed = {c["address"]: c["change"]["actions"] for c in plan["resource_changes"]
                if c["change"]["actions"] != ["no-op"]}
-    # New scripts (uploaded), a new bootstrap hash, so a new launch template version, which
-    # the group rolls out (instance refresh); nothing is replaced.
+    # New scripts (uploaded) and manifest, whose digest is in the launch template's user
+    # data: a new version, which the group rolls out (instance refresh); nothing is replaced.
     assert changed.pop(TEMPLATE) == ["update"]
     assert changed.pop(GROUP) == ["update"]
     # The rest: the rendered files that name the model, uploaded again in place.
     assert changed == {f'module.scripts_bucket.aws_s3_object.script["scripts/{name}"]': ["update"]
-                       for name in ("inference.env", "vllm.service")}, changed
+                       for name in ("inference.env", "vllm.service")} | {
+                           "module.scripts_bucket.aws_s3_object.manifest": ["update"]}, changed
     with plans.terraform_errors("apply"):
         deployed.execute_command("apply", "-input=false", "-no-color", "update.tfplan")
 

@@ -8,6 +8,7 @@ with a message that says what to do."""
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import re
 from pathlib import Path
@@ -50,8 +51,13 @@ def waf_plan(plan_summary: Any) -> Any:
 def test_launch_template_runs_the_rendered_bootstrap_with_the_security_defaults(
         waf_plan: Any) -> None:
     template = waf_plan.values[f"{ASG}.aws_launch_template.this"]
-    # The bootstrap the instance mode would run, rendered once by modules/ec2.
-    assert base64.b64decode(template["user_data"]).decode() == waf_plan.outputs["user_data"]
+    # The bootstrap the instance mode would run, rendered once by modules/ec2, then (after
+    # its final exec, never run) the manifest's digest: a changed file is a new version.
+    user_data = base64.b64decode(template["user_data"]).decode()
+    manifest = waf_plan.values['module.scripts_bucket.aws_s3_object.manifest']["content"]
+    assert user_data == (f"{waf_plan.outputs['user_data']}"
+                         f"# scripts {hashlib.sha256(manifest.encode()).hexdigest()}\n")
+    assert waf_plan.outputs["user_data"].rstrip().endswith("exec bash $t/update.sh --boot")
     (metadata,) = template["metadata_options"]
     assert (metadata["http_tokens"], metadata["http_put_response_hop_limit"]) == ("required", 1)
     root, cache = template["block_device_mappings"]
@@ -134,13 +140,19 @@ def test_scripts_are_the_instance_modes_with_the_load_balancers_settings(
     env = files["inference.env"]
     assert "ENABLE_HTTPS='false'" in env, "TLS ends at the load balancer"
     assert "DEPLOYMENT_MODE='autoscaling'" in env
-    assert "LOAD_METRIC_DIMENSIONS='Deployment=llm-dev'" in env
+    # The requests in flight are publish-metrics.py's (modules/monitoring), told in its unit.
+    assert "LOAD_METRIC" not in env
     site = files["nginx-site.conf"]
     assert "listen 80 default_server;" in site and "ssl_certificate" not in site
     assert "set_real_ip_from 10.20.0.0/16;" in site
     assert "proxy_set_header X-Forwarded-Proto $http_x_forwarded_proto;" in site
-    assert "inference-load-metric.timer" in files["setup-services.sh"]
-    assert files["inference-load-metric.timer"].count("OnUnitActiveSec=1min") == 1
+    assert not [name for name in files if "load-metric" in name]
+    assert "load-metric" not in files["setup-services.sh"]
+    assert files["inference-metrics.timer"].count("OnUnitActiveSec=1min") == 1
+    # No in-place updates: the group rolls (a new launch template version) instead of
+    # restarting every instance's vLLM at once; update.sh runs only at boot.
+    assert "inference-update.timer" not in files
+    assert "inference-update.timer" not in files["main-setup.sh"]
 
 
 def test_model_cache_syncs_before_vllm_and_loads_from_disk(plan_summary: Any) -> None:
@@ -157,14 +169,49 @@ def test_scaling_tracks_the_published_in_flight_requests(waf_plan: Any) -> None:
     (tracking,) = waf_plan.values[f"{ASG}.aws_autoscaling_policy.load"][
         "target_tracking_configuration"]
     (metric,) = tracking["customized_metric_specification"]
+    group = waf_plan.values[f"{ASG}.aws_autoscaling_group.this"]["name"]
     assert (metric["namespace"], metric["metric_name"], metric["statistic"]) == (
-        "ec2-inference", "InFlightRequests", "Average")
-    assert metric["metric_dimension"] == [{"name": "Deployment", "value": "llm-dev"}]
+        "ec2-inference/llm-dev", "InFlightRequests", "Average")
+    assert metric["metric_dimension"] == [{"name": "AutoScalingGroupName", "value": group}]
     assert tracking["target_value"] == 16
-    # What the instances publish is what the policy reads.
-    env = render.artifacts_from_plan(waf_plan.raw)["inference.env"]
-    assert "LOAD_METRIC_NAMESPACE='ec2-inference'" in env
-    assert "LOAD_METRIC_NAME='InFlightRequests'" in env
+    # What the publisher is told (its unit's environment) is exactly what the policy reads.
+    unit = render.artifacts_from_plan(waf_plan.raw)["inference-metrics.service"]
+    told = dict(line.removeprefix("Environment=").split("=", 1) for line in unit.splitlines()
+                if line.startswith("Environment=LOAD_METRIC_"))
+    assert told == {
+        "LOAD_METRIC_NAMESPACE": metric["namespace"], "LOAD_METRIC_NAME": metric["metric_name"],
+        "LOAD_METRIC_DIMENSIONS": ",".join(f"{d['name']}={d['value']}"
+                                           for d in metric["metric_dimension"])}
+    # And the instances may publish there: the monitoring policy's namespace condition.
+    policy = json.loads(waf_plan.values["module.monitoring.aws_iam_role_policy.instance[0]"][
+        "policy"])
+    (publish,) = [s for s in policy["Statement"] if s["Sid"] == "PublishDeploymentMetrics"]
+    assert publish["Condition"] == {"StringEquals": {"cloudwatch:namespace": metric["namespace"]}}
+
+
+def test_group_alarms_act_through_the_load_balancer_not_on_an_instance(waf_plan: Any) -> None:
+    alarms = {address: values for address, values in waf_plan.values.items()
+              if address.startswith("module.monitoring.aws_cloudwatch_metric_alarm.")}
+    assert {a.split(".")[-1] for a in alarms} == {"unhealthy[0]", "disk[0]", "server_errors[0]"}
+    group = waf_plan.values[f"{ASG}.aws_autoscaling_group.this"]["name"]
+    assert alarms["module.monitoring.aws_cloudwatch_metric_alarm.disk[0]"]["dimensions"] == {
+        "AutoScalingGroupName": group}
+    assert waf_plan.values[f"{ASG}.aws_autoscaling_group.this"]["health_check_type"] == "ELB"
+
+
+def test_in_flight_scaling_without_monitoring_is_refused_with_what_to_set(
+        plan_summary: Any) -> None:
+    message = plan_error(plan_summary, "autoscaling_https_waf", enable_monitoring=False)
+    assert 'scaling_metric = "in_flight_requests" needs enable_monitoring = true' in message
+    assert 'scaling_metric = "alb_request_count"' in message
+    # The load balancer's count needs no publisher.
+    summary = plan(plan_summary, "autoscaling_https_waf", enable_monitoring=False,
+                   scaling_metric="alb_request_count")
+    (tracking,) = summary.values[f"{ASG}.aws_autoscaling_policy.load"][
+        "target_tracking_configuration"]
+    assert tracking["predefined_metric_specification"][0]["predefined_metric_type"] == \
+        "ALBRequestCountPerTarget"
+    assert not tracking.get("customized_metric_specification")
 
 
 def test_waf_rate_limits_per_ip_and_counts_the_body_rules_prompts_trip(waf_plan: Any) -> None:

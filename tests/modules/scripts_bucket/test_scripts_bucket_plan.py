@@ -4,6 +4,7 @@ ARN, which is only known then)."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -60,6 +61,28 @@ def test_one_object_per_script_with_its_content(plan_summary: Any) -> None:
     assert objects["scripts/main-setup.sh"]["content"] == "#!/bin/bash\necho setup\n"
     assert objects["scripts/main-setup.sh"]["content_type"] == "text/x-shellscript"
     assert summary.outputs["object_keys"] == ["scripts/main-setup.sh", "scripts/nginx-site.conf"]
+
+
+def test_manifest_lists_every_script_with_its_sha256_and_is_uploaded_last(
+        plan_summary: Any) -> None:
+    summary = plan(plan_summary, "default")
+    manifest = summary.values["aws_s3_object.manifest"]
+    scripts = {"main-setup.sh": "#!/bin/bash\necho setup\n",
+               "nginx-site.conf": "server { listen 80; }\n"}
+    assert manifest["key"] == "scripts/manifest" == summary.outputs["manifest_key"]
+    # sha256sum's format, so the instance checks its files with `sha256sum -c`.
+    assert manifest["content"] == "".join(
+        f"{hashlib.sha256(content.encode()).hexdigest()}  {name}\n"
+        for name, content in sorted(scripts.items()))
+    (config,) = [r for r in summary.raw["configuration"]["root_module"]["resources"]
+                 if r["address"] == "aws_s3_object.manifest"]
+    assert config["depends_on"] == ["aws_s3_object.script"]
+
+
+def test_a_script_named_manifest_is_refused(plan_summary: Any) -> None:
+    with pytest.raises(TerraformError) as failure:
+        plan(plan_summary, "default", scripts={"scripts/manifest": "x"})
+    assert "scripts/manifest is the bucket's own object" in " ".join(str(failure.value).split())
 
 
 def test_bucket_policy_denies_every_request_without_tls(lifecycle: Any) -> None:

@@ -1,0 +1,1 @@
+# The root module's defaults on a g5.xlarge: everything on, no email.

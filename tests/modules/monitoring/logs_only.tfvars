@@ -1,0 +1,5 @@
+metrics = {
+  enabled           = false
+  alarm_email       = "ops@example.com"
+  unhealthy_minutes = 5
+}
