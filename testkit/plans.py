@@ -180,3 +180,18 @@ class Planner:
         if not tf_vars:
             self._plans[key] = summary
         return summary
+
+
+def data_sources(raw: dict[str, Any]) -> set[str]:
+    """Addresses of every data source the plan read or will read."""
+    found = {c["address"] for c in raw.get("resource_changes", []) if c.get("mode") == "data"}
+
+    def walk(module: dict[str, Any]) -> None:
+        for resource in module.get("resources", []):
+            if resource.get("mode") == "data":
+                found.add(resource["address"])
+        for child in module.get("child_modules", []):
+            walk(child)
+
+    walk(raw.get("prior_state", {}).get("values", {}).get("root_module", {}))
+    return found

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from testkit import inventory, render
+from testkit.plans import data_sources
 from tools.terraform import TerraformError
 
 HERE = Path(__file__).resolve().parent
@@ -35,21 +36,6 @@ def plan_error(plan_summary: Any, case: str, **tf_vars: Any) -> str:
 
 def scripts(summary: Any) -> dict[str, str]:
     return render.artifacts_from_plan(summary.raw)
-
-
-def data_sources(raw: dict[str, Any]) -> set[str]:
-    """Addresses of every data source the plan read or will read."""
-    found = {c["address"] for c in raw.get("resource_changes", []) if c.get("mode") == "data"}
-
-    def walk(module: dict[str, Any]) -> None:
-        for resource in module.get("resources", []):
-            if resource.get("mode") == "data":
-                found.add(resource["address"])
-        for child in module.get("child_modules", []):
-            walk(child)
-
-    walk(raw.get("prior_state", {}).get("values", {}).get("root_module", {}))
-    return found
 
 
 @pytest.fixture(scope="module")

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from testkit import inventory, render
+from testkit.plans import data_sources
 from tools.terraform import TerraformError
 
 HERE = Path(__file__).resolve().parent
@@ -62,21 +63,6 @@ def test_gpu_with_https_and_dns(plan_summary: Any) -> None:
         if a.startswith("module.ec2.aws_vpc_security_group_ingress_rule.https[")
     ]
     assert [r["from_port"] for r in https_rules] == [443]
-
-
-def data_sources(raw: dict[str, Any]) -> set[str]:
-    """Addresses of every data source the plan read or will read."""
-    found = {c["address"] for c in raw.get("resource_changes", []) if c.get("mode") == "data"}
-
-    def walk(module: dict[str, Any]) -> None:
-        for resource in module.get("resources", []):
-            if resource.get("mode") == "data":
-                found.add(resource["address"])
-        for child in module.get("child_modules", []):
-            walk(child)
-
-    walk(raw.get("prior_state", {}).get("values", {}).get("root_module", {}))
-    return found
 
 
 def test_explicit_ami_id_skips_every_ami_lookup(plan_summary: Any) -> None:
