@@ -1,6 +1,9 @@
 # The two commands: `make demo` and `make test`. Everything else is a step of those.
 SHELL := /bin/bash
 PY := .venv/bin/python
+# pytest's worker processes (pytest-xdist): the boot tests mostly wait, so more workers than
+# cores. Each gets whole files, longest first (the order tests/conftest.py sorts them in).
+PYTEST_WORKERS ?= 4
 
 LINTS := lint-ruff lint-mypy lint-terraform-fmt lint-terraform-validate lint-shellcheck lint-actionlint
 
@@ -44,4 +47,4 @@ lint-actionlint: ## .github/workflows (shellcheck runs on their run: steps too)
 	.venv/bin/actionlint
 
 pytest:
-	$(PY) -m pytest
+	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadfile --no-loadscope-reorder

@@ -33,6 +33,19 @@ data "aws_iam_policy_document" "instance" {
     resources = ["arn:${var.partition}:s3:::${var.scripts_bucket_name}/scripts/*"]
   }
 
+  # update.sh fetches the changed files with one `aws s3 cp --recursive`, which lists them.
+  statement {
+    sid       = "ListScripts"
+    actions   = ["s3:ListBucket"]
+    resources = ["arn:${var.partition}:s3:::${var.scripts_bucket_name}"]
+
+    condition {
+      test     = "StringLike"
+      variable = "s3:prefix"
+      values   = ["scripts/*"]
+    }
+  }
+
   statement {
     sid       = "EcrAuthorization"
     actions   = ["ecr:GetAuthorizationToken"]

@@ -54,6 +54,7 @@ import httpx
 from testkit import render
 from testkit.instance import aws_front, iam, network, services
 from testkit.instance import images as instance_images
+from testkit.locks import host_lock
 from testkit.processes import Service, stop_process_group
 
 REGION = "us-east-1"
@@ -403,11 +404,14 @@ class Instance:
         self.save()
         sidecar.reload()
         self.state.sidecar_pid = int(sidecar.attrs["State"]["Pid"])
-        addresses = network.free_addresses()
-        self.state.octet = addresses.octet
-        self.state.host_veth = f"ec2i{addresses.octet}{secrets.token_hex(2)}"
-        self.save()
-        network.wire(self.state.sidecar_pid, self.state.host_veth, addresses)
+        # Another process may be choosing a subnet at the same time: choose and take it
+        # (the host side's address) under the machine's lock.
+        with host_lock("instance-network"):
+            addresses = network.free_addresses()
+            self.state.octet = addresses.octet
+            self.state.host_veth = f"ec2i{addresses.octet}{secrets.token_hex(2)}"
+            self.save()
+            network.wire(self.state.sidecar_pid, self.state.host_veth, addresses)
         pid = self.state.sidecar_pid
         network.dnat(pid, network.IMDS_ADDRESS, 80, services.IMDS_PORT)
         network.dnat(pid, addresses.registry(0), 443, services.ECR_REGISTRY_PORT)

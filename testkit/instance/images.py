@@ -29,6 +29,7 @@ import httpx
 
 from testkit import registry as loopback
 from testkit.instance import services
+from testkit.locks import host_lock
 from testkit.ports import free_port
 from testkit.processes import StackError, start_process, wait_until
 
@@ -127,9 +128,11 @@ def ensure_images(client: docker.DockerClient, workdir: Path) -> Images:
     try:
         wait_until(service, answers, 30, interval=0.1)
         vllm_tag = vllm_context_tag()
-        if not _has_tag(address, VLLM_REPOSITORY, vllm_tag):
-            _push_vllm(client, address, vllm_tag)
-        proxy_tag = _push_proxy(address)
+        # One pusher at a time into the shared storage; who waits finds the tags there.
+        with host_lock("instance-registry-storage"):
+            if not _has_tag(address, VLLM_REPOSITORY, vllm_tag):
+                _push_vllm(client, address, vllm_tag)
+            proxy_tag = _push_proxy(address)
     except StackError as error:
         raise ImageError(str(error)) from error
     finally:

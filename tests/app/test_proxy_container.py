@@ -250,6 +250,7 @@ def test_large_bodies_under_a_memory_limit_get_413_429_and_do_not_stall_a_stream
             f"{int(usage) / MIB if usage.isdigit() else usage} MiB of {peak / MIB:.0f} MiB",
             file=sys.stderr,
         )
-        # Generous for a shared 2-core machine; parsing these bodies in the event loop
-        # took the gap from 34 ms to over 500 ms.
-        assert max(loaded) < max(quiet) + 0.2
+        # Generous for a shared 2-core machine, where make test runs other files beside this
+        # one (a 265 ms hiccup seen there); parsing these bodies in the event loop took the
+        # gap from 34 ms to over 500 ms.
+        assert max(loaded) < max(quiet) + 0.35

@@ -1,11 +1,13 @@
 """Fixtures of the boot tests: simulated instances (testkit/instance) booted from a real
-`terraform apply` of the root module. Each instance is removed at the end (by id: its
-containers, services, veth, loop device), also when a test failed.
+`terraform apply` of the root module. An instance lives as long as its test file: it is
+removed (by id: its containers, services, veth, loop device) when the file is done, also
+when a test failed, so that no idle instance keeps its timers calling "AWS" meanwhile.
 
-One CPU instance is booted once and shared by tests that do not need a fresh one (they run
-in file order: first boot, faults, rotation, script change, reboot, replacement); tests that
-need their own boot (scripts missing at first boot, the HTTPS case, the cost controls) make
-one."""
+In a file, the tests share one instance and run in file order (first boot, faults,
+rotation, a setting changed, reboot, replacement); a file is never split between pytest-xdist
+workers (`make pytest` runs `--dist loadfile`, boot files first: tests/conftest.py). A booted
+instance mostly waits (for its timers, restarts and boots), so the other workers run the rest
+of the suite meanwhile."""
 
 from __future__ import annotations
 
@@ -36,9 +38,9 @@ def instance_machine() -> None:
         pytest.skip(f"{error}; run `bash tools/prepare.sh test`")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def boot(tmp_path_factory: pytest.TempPathFactory, instance_machine: None) -> Iterator[Boot]:
-    """boot(case="cpu", **up) -> a booted Instance, removed at the end of the session."""
+    """boot(case="cpu", **up) -> a booted Instance, removed at the end of the test file."""
     started: list[harness.Instance] = []
 
     def make(case: str = "cpu", **up: object) -> harness.Instance:
@@ -59,17 +61,16 @@ def boot(tmp_path_factory: pytest.TempPathFactory, instance_machine: None) -> It
         shutil.rmtree(instance.dir / "terraform", ignore_errors=True)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def cpu_instance(boot: Boot) -> harness.Instance:
+    """The CPU deployment with the defaults."""
     return boot("cpu")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def cost_instance(boot: Boot) -> harness.Instance:
     """The CPU deployment with the cost controls on: Spot (its notice timer) and the idle
-    stop after 5 minutes, `shutdown` recorded. test_cost_instance.py uses it first (the Spot
-    notice, the interruption); test_idle_stop_instance.py, which sorts after the other boot
-    tests, last, so that its idle minutes pass while they run."""
+    stop after 5 minutes, `shutdown` recorded."""
     instance = boot("cpu", tfvars={"use_spot": True, "idle_stop_minutes": 5})
     instance.record_shutdowns()
     return instance

@@ -14,7 +14,7 @@ from instance_checks import Boot, assert_serves
 
 from testkit.instance import harness
 
-pytestmark = [pytest.mark.instance, pytest.mark.slow]
+pytestmark = [pytest.mark.instance, pytest.mark.slow(minutes=2)]
 
 
 @pytest.fixture(scope="module")

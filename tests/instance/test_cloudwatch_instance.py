@@ -22,7 +22,7 @@ from instance_checks import assert_serves, wait_until
 
 from testkit.instance import harness
 
-pytestmark = [pytest.mark.instance, pytest.mark.slow]
+pytestmark = [pytest.mark.instance, pytest.mark.slow(minutes=2)]
 
 ROOT = Path(__file__).resolve().parents[2]
 GROUP = "/ec2-inference/llm-sim"

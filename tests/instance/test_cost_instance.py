@@ -1,9 +1,15 @@
-"""The cost controls on a booted instance (use_spot, idle_stop_minutes = 5): their timers run
-from what `terraform apply` rendered; a Spot interruption notice in the instance metadata is
-logged and drains the proxy while a stream is in flight (the stream ends whole); the
-interruption (behaviour stop: EC2 stops the instance and starts it again when capacity
-returns) is a stop and a start, after which the same instance serves again. The idle stop
-itself is test_idle_stop_instance.py, last in the session."""
+"""The cost controls on a booted instance (use_spot, idle_stop_minutes = 5). First the idle
+stop: with no API request for 5 minutes the timer's script calls `shutdown --poweroff`
+(recorded by a diverted `shutdown`, then done: the machine powers off, which on EC2, with the
+shutdown behaviour stop, stops the instance), and a start (what the start_command output
+runs) brings the same instance back serving. The test mostly waits for the idle minutes, and
+comes first so that a whole `make test` runs other files meanwhile (a pytest-xdist worker is
+handed the next file when two tests of this one are left). Then, on the started instance:
+the timers run from what `terraform apply` rendered; a Spot interruption notice in the
+instance metadata is logged and drains the proxy while a stream is in flight (the stream
+ends whole); the interruption (behaviour stop: EC2 stops the instance and starts it again
+when capacity returns) is a stop and a start, after which the same instance serves
+again."""
 
 from __future__ import annotations
 
@@ -17,7 +23,37 @@ from instance_checks import assert_serves, openai_client, ready, wait_until
 
 from testkit.instance import harness
 
-pytestmark = [pytest.mark.instance, pytest.mark.slow]
+pytestmark = [pytest.mark.instance, pytest.mark.slow(minutes=9)]
+
+
+# 5 idle minutes counted from the last setup at the earliest, plus the timer's minute and
+# the poweroff, plus a margin for a loaded machine.
+STOP_TIMEOUT = 10 * 60
+
+
+def test_the_idle_instance_stops_itself_and_a_start_brings_it_back(
+        cost_instance: harness.Instance) -> None:
+    waited = time.monotonic()
+    deadline = waited + STOP_TIMEOUT
+    while cost_instance.running():
+        assert time.monotonic() < deadline, (
+            "the idle instance did not power off within "
+            f"{STOP_TIMEOUT // 60} min:\n" + cost_instance.exec(
+                "journalctl", "-u", "inference-idle-stop", "--no-pager", "-n", "20").stdout)
+        time.sleep(5)
+    print(f"\nidle stop: powered off {time.monotonic() - waited:.0f} s into this test")
+    seconds = cost_instance.start()
+    assert seconds is not None
+    # The call came from the idle stop's unit, with --poweroff (never a halt or reboot).
+    calls = cost_instance.exec("cat", harness.SHUTDOWN_LOG).stdout
+    assert "argv: --poweroff now No API request for 5 minutes" in calls, calls
+    assert "inference-idle-stop.service" in calls, calls
+    stops = cost_instance.exec("journalctl", "-u", "inference-idle-stop", "--no-pager").stdout
+    assert "no API request for 5 min (idle_stop_minutes = 5): stopping the instance" in stops
+    # Back: the same machine serves, and the minutes count again from this boot.
+    assert_serves(cost_instance, cost_instance.api_keys()[0])
+    assert cost_instance.running()
+    print(f"idle stop: start -> /ready in {seconds:.0f} s (weights cached on the volume)")
 
 
 def journal(instance: harness.Instance, unit: str, *extra: str) -> list[dict[str, Any]]:

@@ -12,7 +12,7 @@ from instance_checks import assert_refused, assert_serves, ready, wait_until
 
 from testkit.instance import harness
 
-pytestmark = [pytest.mark.instance, pytest.mark.slow]
+pytestmark = [pytest.mark.instance, pytest.mark.slow(minutes=4)]
 
 CYCLE = re.compile(r"ordering cycle|deleted to break", re.IGNORECASE)
 

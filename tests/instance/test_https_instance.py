@@ -16,7 +16,7 @@ from instance_checks import Boot, assert_serves
 
 from testkit.instance import harness, services
 
-pytestmark = [pytest.mark.instance, pytest.mark.slow]
+pytestmark = [pytest.mark.instance, pytest.mark.slow(minutes=3)]
 
 
 @pytest.fixture(scope="module")
@@ -30,6 +30,7 @@ def https_instance(boot: Boot) -> harness.Instance:
     time.sleep(15)  # the bootstrap is polling S3 in vain
     instance.upload_scripts()
     instance.wait_ready()
+    instance.wait_converged()  # /ready comes before main-setup's last steps
     return instance
 
 

@@ -176,7 +176,7 @@ def test_matrix_covers_cpu_gpu_https_dns_tensor_parallel_autoscaling_and_cache()
     assert tp4["gpu_instance_type"] == "g5.12xlarge"
 
 
-@pytest.mark.slow
+@pytest.mark.slow(minutes=2)
 def test_every_rendered_artifact_of_every_case_passes(as_root: None, tmp_path: Path) -> None:
     """The lint table of `make test`: one line per artifact and case (shown with -s)."""
     for tool in ("shellcheck", "nginx", "systemd-analyze", "openssl"):

@@ -35,9 +35,9 @@ def policy(plan_summary: Any) -> dict[str, dict[str, Any]]:
 
 
 def test_the_policy_has_exactly_these_statements(policy: dict[str, dict[str, Any]]) -> None:
-    assert list(policy) == ["ReadScripts", "EcrAuthorization", "EcrPull", "ReadSecrets",
-                            "FindDataVolume", "CreateApiKeys", "SessionManagerRegister",
-                            "SessionManagerChannels",
+    assert list(policy) == ["ReadScripts", "ListScripts", "EcrAuthorization", "EcrPull",
+                            "ReadSecrets", "FindDataVolume", "CreateApiKeys",
+                            "SessionManagerRegister", "SessionManagerChannels",
                             "NoOtherParameters", "NeverOverwriteApiKeys"]
 
 
@@ -46,6 +46,11 @@ def test_scripts_and_image_are_read_from_this_deployment_only(
     assert policy["ReadScripts"] == {
         "Sid": "ReadScripts", "Effect": "Allow", "Action": "s3:GetObject",
         "Resource": "arn:aws:s3:::llm-dev-123456789012-us-east-1/scripts/*"}
+    # update.sh's one `aws s3 cp --recursive` lists the scripts' prefix, nothing else.
+    assert policy["ListScripts"] == {
+        "Sid": "ListScripts", "Effect": "Allow", "Action": "s3:ListBucket",
+        "Resource": "arn:aws:s3:::llm-dev-123456789012-us-east-1",
+        "Condition": {"StringLike": {"s3:prefix": "scripts/*"}}}
     assert policy["EcrAuthorization"] == {
         "Sid": "EcrAuthorization", "Effect": "Allow", "Action": "ecr:GetAuthorizationToken",
         "Resource": "*"}
