@@ -161,6 +161,7 @@ def check_instance_policy(state: dict[str, dict[str, Any]]) -> None:
         # sid: (effect, actions, "Resource" or "NotResource", ARNs)
         "ReadScripts": ("Allow", {"s3:GetObject"}, "Resource",
                         {f"arn:aws:s3:::{bucket}/scripts/*"}),
+        "ListScripts": ("Allow", {"s3:ListBucket"}, "Resource", {f"arn:aws:s3:::{bucket}"}),
         "EcrAuthorization": ("Allow", {"ecr:GetAuthorizationToken"}, "Resource", {"*"}),
         "EcrPull": ("Allow", {"ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage",
                               "ecr:GetDownloadUrlForLayer"}, "Resource", {repository}),
@@ -178,6 +179,8 @@ def check_instance_policy(state: dict[str, dict[str, Any]]) -> None:
                               "NotResource", secrets),
         "NeverOverwriteApiKeys": ("Deny", {"ssm:PutParameter"}, "Resource", keys),
     }
+    conditions = {"ListScripts": {"StringLike": {"s3:prefix": "scripts/*"}},
+                  "NeverOverwriteApiKeys": {"StringEquals": {"ssm:Overwrite": "true"}}}
     statements = {s["Sid"]: s for s in json.loads(policy["policy"])["Statement"]}
     assert list(statements) == list(expected)
     for sid, (effect, actions, kind, arns) in expected.items():
@@ -186,9 +189,7 @@ def check_instance_policy(state: dict[str, dict[str, Any]]) -> None:
         assert as_set(statement["Action"]) == actions, sid
         assert set(statement) - {"Sid", "Effect", "Action", "Condition"} == {kind}, sid
         assert as_set(statement[kind]) == arns, sid
-        assert statement.get("Condition") == (
-            {"StringEquals": {"ssm:Overwrite": "true"}} if sid == "NeverOverwriteApiKeys"
-            else None), sid
+        assert statement.get("Condition") == conditions.get(sid), sid
 
 
 def test_apply_replan_replace_by_instance_version_destroy(deployed: Deployment) -> None:

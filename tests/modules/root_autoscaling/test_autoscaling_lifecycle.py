@@ -71,8 +71,8 @@ def test_instances_publish_metrics_only_through_the_monitoring_policy(
     policy = json.loads(resources["module.ec2.aws_iam_role_policy.this"]["policy"])
     # The instance mode's policy (tests/modules/root/test_root_lifecycle.py), no metrics in it.
     assert [s["Sid"] for s in policy["Statement"]] == [
-        "ReadScripts", "EcrAuthorization", "EcrPull", "ReadSecrets", "FindDataVolume",
-        "CreateApiKeys", "SessionManagerRegister", "SessionManagerChannels",
+        "ReadScripts", "ListScripts", "EcrAuthorization", "EcrPull", "ReadSecrets",
+        "FindDataVolume", "CreateApiKeys", "SessionManagerRegister", "SessionManagerChannels",
         "NoOtherParameters", "NeverOverwriteApiKeys"]
     monitoring = json.loads(
         resources["module.monitoring.aws_iam_role_policy.instance[0]"]["policy"])
