@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 PY := .venv/bin/python
 # pytest's worker processes (pytest-xdist): the boot tests mostly wait, so more workers than
-# cores. Each gets whole files, longest first (the order tests/conftest.py sorts them in).
+# cores. Each gets whole files, in the order tests/conftest.py sorts them in.
 PYTEST_WORKERS ?= 4
 
 LINTS := lint-ruff lint-mypy lint-terraform-fmt lint-terraform-validate lint-shellcheck lint-actionlint

@@ -5,7 +5,7 @@ when a test failed, so that no idle instance keeps its timers calling "AWS" mean
 
 In a file, the tests share one instance and run in file order (first boot, faults,
 rotation, a setting changed, reboot, replacement); a file is never split between pytest-xdist
-workers (`make pytest` runs `--dist loadfile`, boot files first: tests/conftest.py). A booted
+workers (`make pytest` runs `--dist loadfile`, in the order tests/conftest.py sets). A booted
 instance mostly waits (for its timers, restarts and boots), so the other workers run the rest
 of the suite meanwhile."""
 
